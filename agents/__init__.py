@@ -1,0 +1,1 @@
+"""Actors and learners that act in environments or fit models of humans."""

@@ -1,0 +1,1 @@
+"""One module per experiment; each exposes ``STUDY`` and is registered in pyproject.toml."""
