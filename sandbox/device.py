@@ -31,9 +31,13 @@ def pick(device: str | torch.device = "auto") -> torch.device:
     if kind not in VALID:
         raise ValueError(f"device {device!r} is not one of {', '.join(VALID)} (or 'cuda:N')")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+        raise ValueError(
+            f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'"
+        )
     if kind == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError(f"device {device!r} requested but MPS is not available; use 'cpu' or 'auto'")
+            raise ValueError(
+                f"device {device!r} requested but MPS is not available; use 'cpu' or 'auto'"
+            )
     return torch.device(name)

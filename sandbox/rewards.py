@@ -36,14 +36,27 @@ def fit_linear_bradley_terry(
     x = torch.as_tensor(np.asarray(feature_diffs, dtype=np.float64))
     y = torch.as_tensor(np.asarray(labels, dtype=np.float64))
     if x.ndim != 2 or y.shape != (x.shape[0],):
-        raise ValueError(f"expected feature_diffs (N, F) and labels (N,), got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"expected feature_diffs (N, F) and labels (N,), got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     if x.shape[0] == 0:
         raise ValueError("cannot fit a reward model on zero preferences")
     if torch.any((y < 0) | (y > 1)):
         raise ValueError("labels must lie in [0, 1]")
-    sw = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight, dtype=np.float64))
+    sw = (
+        None
+        if sample_weight is None
+        else torch.as_tensor(np.asarray(sample_weight, dtype=np.float64))
+    )
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w], lr=1.0, max_iter=max_iter, tolerance_grad=1e-10, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [w],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-10,
+        tolerance_change=1e-12,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         opt.zero_grad()

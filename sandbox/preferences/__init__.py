@@ -33,7 +33,9 @@ def boltzmann_probability(score_1: ArrayLike, score_2: ArrayLike, temperature: f
     return out
 
 
-def sample_labels(prob_first: ArrayLike, rng: np.random.Generator, keep_ties: bool = True) -> np.ndarray:
+def sample_labels(
+    prob_first: ArrayLike, rng: np.random.Generator, keep_ties: bool = True
+) -> np.ndarray:
     """Draw labels (1.0 = segment 1 preferred, 0.0 = segment 2) from probabilities.
 
     With ``keep_ties`` an exact 0.5 stays a 0.5 label (the noiseless model's tie), as the
