@@ -1,0 +1,306 @@
+"""Continuous-control tasks for preference-based RL: DM Control suite and Meta-World v3.
+
+Ids (``import envs`` registers them):
+
+* ``sandbox/DMC-<domain>-<task>-v0`` for walker-walk, walker-run, cheetah-run,
+  quadruped-walk, cartpole-swingup and point_mass-easy. The dm_control observation dict is
+  flattened into one ``float32`` vector (keys in the task's spec order); actions are the
+  task's ``[-1, 1]`` box. ``action_repeat`` (default 1) repeats each action and sums the
+  rewards. Episodes last 1000 control steps (dm_control's own time limit) and end by
+  *truncation*: these tasks never terminate.
+* ``sandbox/MetaWorld-<task>-v0`` for door-open, button-press, drawer-open, sweep-into,
+  window-open and reach (Meta-World v3, ``<task>-v3``). The goal is observable (the last
+  three observation entries); each ``reset`` draws the goal from the task's fixed set of 50
+  goals (Meta-World's MT1 set, generated once from ``goal_set_seed``) with the env's own
+  RNG; ``info["success"]`` is Meta-World's success flag; episodes last 500 steps
+  (truncation).
+
+Spaces tell the truth: Meta-World's own observation box is narrower than what the
+simulator returns at reset, so our observation space is the finite float32 range (values
+are clipped into it); every action space is ``[-1, 1]`` (mapped linearly onto a task's own
+box where that differs, e.g. quadruped). ``check_env`` is clean for every id. ``reset(seed=s)`` reproduces the episode exactly. ``render_mode="rgb_array"``
+renders offscreen (set ``MUJOCO_GL=egl`` on headless machines).
+
+:class:`HiddenReward` is the wrapper a preference-based learner sees the world through: the
+environment's reward is replaced by 0 (or by a learned reward ``reward_fn(obs, action)``)
+and moved to ``info["true_reward"]``, where only teachers and evaluation read it.
+
+Simulators are imported inside constructors, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+DMC_TASKS: tuple[tuple[str, str], ...] = (
+    ("walker", "walk"),
+    ("walker", "run"),
+    ("cheetah", "run"),
+    ("quadruped", "walk"),
+    ("cartpole", "swingup"),
+    ("point_mass", "easy"),
+)
+METAWORLD_TASKS: tuple[str, ...] = (
+    "door-open",
+    "button-press",
+    "drawer-open",
+    "sweep-into",
+    "window-open",
+    "reach",
+)
+METAWORLD_EPISODE_STEPS = 500
+# Observations are float32 vectors; the space is the whole finite float32 range (which is
+# true: values are clipped into it), because the simulators give no tighter honest bound.
+OBS_LIMIT = float(np.finfo(np.float32).max)
+
+
+def _to_float32(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, -OBS_LIMIT, OBS_LIMIT).astype(np.float32)
+
+
+def dmc_id(domain: str, task: str) -> str:
+    return f"sandbox/DMC-{domain}-{task}-v0"
+
+
+def metaworld_id(task: str) -> str:
+    return f"sandbox/MetaWorld-{task}-v0"
+
+
+def task_id(task: str) -> str:
+    """Gymnasium id of a study task name: ``"cartpole-swingup"`` or ``"metaworld-door-open"``."""
+    if task.startswith("metaworld-"):
+        name = task[len("metaworld-") :]
+        if name not in METAWORLD_TASKS:
+            raise ValueError(
+                f"unknown Meta-World task {name!r}; valid: {', '.join(METAWORLD_TASKS)}"
+            )
+        return metaworld_id(name)
+    for domain, t in DMC_TASKS:
+        if task == f"{domain}-{t}":
+            return dmc_id(domain, t)
+    valid = [f"{d}-{t}" for d, t in DMC_TASKS] + [f"metaworld-{t}" for t in METAWORLD_TASKS]
+    raise ValueError(f"unknown task {task!r}; valid: {', '.join(valid)}")
+
+
+class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
+    """A dm_control suite task as a Gymnasium env with flat ``float32`` observations."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
+
+    def __init__(
+        self,
+        domain: str,
+        task: str,
+        action_repeat: int = 1,
+        render_mode: str | None = None,
+        width: int = 240,
+        height: int = 240,
+        camera_id: int = 0,
+    ) -> None:
+        from dm_control import suite
+
+        if action_repeat < 1:
+            raise ValueError(f"action_repeat must be >= 1, got {action_repeat}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.domain, self.task_name = domain, task
+        self.action_repeat = int(action_repeat)
+        self.render_mode = render_mode
+        self._width, self._height, self._camera_id = width, height, camera_id
+        self._env = suite.load(domain, task, task_kwargs={"random": 0})
+        self._obs_keys = list(self._env.observation_spec().keys())
+        obs_dim = sum(int(np.prod(spec.shape)) for spec in self._env.observation_spec().values())
+        spec = self._env.action_spec()
+        # The agent acts in [-1, 1]; actions are mapped linearly onto the task's own box
+        # (the identity for every task whose box is already [-1, 1]).
+        self._act_low = spec.minimum.astype(np.float64)
+        self._act_high = spec.maximum.astype(np.float64)
+        self._act_identity = bool(np.all(self._act_low == -1.0) and np.all(self._act_high == 1.0))
+        self.action_space = spaces.Box(-1.0, 1.0, spec.shape, dtype=np.float32)
+        self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, (obs_dim,), dtype=np.float32)
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / self._env.control_timestep())}
+
+    def _flatten(self, observation: dict[str, Any]) -> np.ndarray:
+        flat = np.concatenate([np.asarray(observation[k]).ravel() for k in self._obs_keys])
+        return _to_float32(flat)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is not None:
+            # dm_control draws the initial state from the task's RandomState.
+            self._env.task._random = np.random.RandomState(seed)
+        time_step = self._env.reset()
+        return self._flatten(time_step.observation), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        if not self._act_identity:
+            action = self._act_low + (action + 1.0) * 0.5 * (self._act_high - self._act_low)
+        reward = 0.0
+        time_step = None
+        for _ in range(self.action_repeat):
+            time_step = self._env.step(action)
+            reward += time_step.reward or 0.0
+            if time_step.last():
+                break
+        assert time_step is not None
+        terminated = truncated = False
+        if time_step.last():
+            # dm_control ends episodes at its time limit with discount 1 (a truncation);
+            # a discount of 0 would be a true termination.
+            terminated = time_step.discount == 0.0
+            truncated = not terminated
+        return self._flatten(time_step.observation), float(reward), terminated, truncated, {}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self._env.physics.render(self._height, self._width, camera_id=self._camera_id)
+
+    def close(self) -> None:
+        self._env.close()
+
+
+@functools.lru_cache(maxsize=32)
+def _metaworld_tasks(env_name: str, goal_set_seed: int) -> tuple[Any, tuple[Any, ...]]:
+    """The env class and the MT1 goal set of one Meta-World task (generating it costs ~1 s)."""
+    import metaworld
+
+    benchmark = metaworld.MT1(env_name, seed=goal_set_seed)
+    return benchmark.train_classes[env_name], tuple(benchmark.train_tasks)
+
+
+class MetaWorldEnv(gym.Env[np.ndarray, np.ndarray]):
+    """A Meta-World v3 task with an observable goal re-drawn from its goal set at each reset."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
+
+    def __init__(
+        self,
+        task: str,
+        goal_set_seed: int = 0,
+        render_mode: str | None = None,
+        width: int = 240,
+        height: int = 240,
+        camera_name: str = "corner",
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.task_name = task
+        self.render_mode = render_mode
+        env_cls, self._tasks = _metaworld_tasks(f"{task}-v3", goal_set_seed)
+        self._env = env_cls(
+            render_mode=render_mode, camera_name=camera_name, width=width, height=height
+        )
+        self._env.set_task(self._tasks[0])
+        self._env.seed(goal_set_seed)
+        self.max_episode_steps = METAWORLD_EPISODE_STEPS
+        self._env.max_path_length = METAWORLD_EPISODE_STEPS
+        self.action_space = spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)
+        dim = int(self._env.sawyer_observation_space.shape[0])
+        self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, (dim,), dtype=np.float32)
+        self.goal_index = 0
+
+    @property
+    def goal(self) -> np.ndarray:
+        return np.asarray(self._env._target_pos, dtype=np.float32).copy()
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is not None:
+            self._env.seed(seed)
+        self.goal_index = int(self.np_random.integers(len(self._tasks)))
+        self._env.set_task(self._tasks[self.goal_index])
+        obs, _ = self._env.reset()
+        return _to_float32(obs), {"goal_index": self.goal_index}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        action = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+        obs, reward, _, truncated, info = self._env.step(action)
+        info = dict(info)
+        info["success"] = float(info.get("success", 0.0))
+        # Meta-World never terminates; episodes are cut at 500 steps.
+        return _to_float32(obs), float(reward), False, bool(truncated), info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self._env.render()
+
+    def close(self) -> None:
+        self._env.close()
+
+
+RewardFn = Callable[[np.ndarray, np.ndarray], float]
+
+
+class HiddenReward(gym.Wrapper):
+    """Hide the environment's reward from the learner.
+
+    ``step`` returns reward 0 (or ``reward_fn(obs, action)`` once one is set: the learned
+    reward of the observation the action was taken in) and puts the environment's reward
+    in ``info["true_reward"]``, which only teachers and evaluation read. Observations pass
+    through unchanged, so the true reward cannot leak through them either.
+    """
+
+    def __init__(self, env: gym.Env, reward_fn: RewardFn | None = None) -> None:
+        super().__init__(env)
+        self.reward_fn = reward_fn
+        self._last_obs: np.ndarray | None = None
+
+    def set_reward_fn(self, reward_fn: RewardFn | None) -> None:
+        self.reward_fn = reward_fn
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self._last_obs = obs
+        return obs, info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        obs, true_reward, terminated, truncated, info = self.env.step(action)
+        info = dict(info)
+        info["true_reward"] = float(true_reward)
+        if self.reward_fn is None:
+            reward = 0.0
+        else:
+            reward = float(self.reward_fn(self._last_obs, np.asarray(action)))
+        self._last_obs = obs
+        return obs, reward, terminated, truncated, info
+
+
+def make(task: str, *, hide_reward: bool = False, **kwargs: Any) -> gym.Env:
+    """Make a study task by name (``"cartpole-swingup"``, ``"metaworld-reach"``)."""
+    env = gym.make(task_id(task), **kwargs)
+    return HiddenReward(env) if hide_reward else env
+
+
+def register_envs() -> None:
+    """Register every id (skipping ids already registered)."""
+    for domain, task in DMC_TASKS:
+        env_id = dmc_id(domain, task)
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id,
+                entry_point="envs.control:DMCEnv",
+                kwargs={"domain": domain, "task": task},
+                disable_env_checker=False,
+            )
+    for task in METAWORLD_TASKS:
+        env_id = metaworld_id(task)
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id,
+                entry_point="envs.control:MetaWorldEnv",
+                kwargs={"task": task},
+                max_episode_steps=METAWORLD_EPISODE_STEPS,
+            )
