@@ -410,7 +410,7 @@ def parse_choice(
 class ShoppingEnv(gym.Env):
     """One principal-agent purchase: observe the brief, answer with the filled-in form."""
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
         self,

@@ -245,11 +245,24 @@ class ReplayChatModel(ChatModel):
                 raise ValueError("replay needs transcripts (a path) or recordings")
             recordings = load_recordings(transcripts)
         self.transcripts = None if transcripts is None else str(transcripts)
+        self.recordings = list(recordings)
         self._index: dict[tuple, list[Recording]] = {}
         for rec in recordings:
             key = (rec.model, rec.temperature, _cell_of(rec))
             self._index.setdefault(key, []).append(rec)
         self.models = sorted({rec.model for rec in recordings})
+
+    def for_model(self, model: str) -> ReplayChatModel:
+        """The same recordings, reliability settings and counter, serving ``model``."""
+        self.resolve_model(model)
+        return ReplayChatModel(
+            model,
+            recordings=self.recordings,
+            transcripts=self.transcripts,
+            retry=self.retry,
+            cache=self.cache,
+            counter=self.counter,
+        )
 
     # -- what is recorded --------------------------------------------------------------
     def resolve_model(self, model: str | None = None) -> str:
