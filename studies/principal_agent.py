@@ -420,7 +420,7 @@ class PrincipalAgentStudy(Study):
         groups = list(counts.groupby(["backend", "model", "temperature"], sort=True))
         scenarios = [s for s in SCENARIOS if s in set(counts["scenario"])]
         fig, axes = plt.subplots(
-            len(groups), 1, figsize=(7.5, 2.4 * len(groups) + 0.6), squeeze=False
+            len(groups), 1, figsize=(8.5, 2.4 * len(groups) + 0.6), squeeze=False
         )
         width = 0.8 / max(1, len(scenarios))
         for ax, ((backend, model, temperature), table) in zip(axes[:, 0], groups, strict=True):
@@ -436,12 +436,21 @@ class PrincipalAgentStudy(Study):
                     ys.append(k / n)
                     lo.append(max(0.0, k / n - a))
                     hi.append(max(0.0, b - k / n))
-                ax.bar(xs, ys, width=width, yerr=[lo, hi], capsize=3, label=scenario)
+                if xs:
+                    ax.bar(
+                        xs,
+                        ys,
+                        width=width,
+                        yerr=[lo, hi],
+                        capsize=3,
+                        label=scenario,
+                        color=f"C{SCENARIOS.index(scenario)}",
+                    )
             ax.set_xticks(range(len(CONDITIONS)), CONDITIONS)
             ax.set_ylim(0, 1.05)
             ax.set_ylabel("override rate")
             ax.set_title(f"{backend}: {model} (T={temperature:g})", fontsize=9)
-            ax.legend(fontsize=7, loc="upper right")
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         axes[-1, 0].set_xlabel("who is shown the explanation")
         fig.tight_layout()
         figure_dir.mkdir(parents=True, exist_ok=True)
