@@ -31,8 +31,10 @@ Training modes (one :class:`Member` each)
     * optional auxiliary confidence loss (Burns et al. 2023): the weak-label target
       becomes ``(1 - c) * weak soft label + c * 1[student prob > 0.5]`` (detached), with
       ``c`` ramped linearly from 0 to 0.5 over the first 10% of steps;
-    * bootstrapping: weak -> intermediate -> strong, each stage weak-to-strong training
-      under the same conflict (:func:`run_experiment` with ``intermediate``).
+    * bootstrapping: weak -> intermediate -> strong (:func:`run_experiment` with
+      ``intermediate``): the intermediate rung learns from the weak labels without
+      conflict, then labels the w2s split for the strong students, which are trained
+      with and without the conflict exactly as on the direct path.
 
 Every learner takes ``device`` (default ``"auto"``) resolved by :func:`sandbox.device.pick`.
 Parameters are initialised on the CPU from per-member generators, so a seed gives the
@@ -349,8 +351,8 @@ class ExperimentResult:
 
     Roles: ``weak``, ``ceiling``, ``student`` (weak-labelled, no conflict), ``conflict``
     (weak-labelled, with the configured conflict; absent when ``conflict == "none"``),
-    and with bootstrapping ``intermediate``, ``intermediate_conflict``,
-    ``boot_student``, ``boot_conflict``. ``weak_w2s_acc`` is the weak supervisor's label
+    and with bootstrapping ``intermediate`` (trained on weak labels, no conflict),
+    ``boot_student`` and ``boot_conflict`` (strong students on the intermediate's labels). ``weak_w2s_acc`` is the weak supervisor's label
     accuracy on the w2s split.
     """
 
@@ -413,8 +415,8 @@ def run_experiment(
 
     Stages (each one batched model): (1) the weak supervisor on gold labels; (2) the
     strong rung's ceiling (gold), no-conflict student and conflict student together,
-    then, with ``intermediate``, the intermediate rung's no-conflict and conflict
-    students; (3) the strong bootstrapped students, each labelled by its intermediate.
+    then, with ``intermediate``, the intermediate rung on weak labels; (3) the strong
+    bootstrapped students (no conflict and conflict) on the intermediate's labels.
     """
     if conflict not in CONFLICTS:
         raise ValueError(f"unknown conflict {conflict!r}; valid: {', '.join(CONFLICTS)}")
@@ -477,22 +479,27 @@ def run_experiment(
         proba["conflict"] = p[2]
 
     if intermediate is not None:
+        # The intermediate learns from the weak labels without conflict (it is the better
+        # supervisor); the conflict enters once, at the strong stage, as on the direct path.
         i = rung(intermediate)
         mid = train_members(
-            students(intermediate, weak_labels, weak_labels, int(sub[4]), int(sub[5])),
+            [
+                Member(
+                    ladder.view(intermediate, "w2s"),
+                    weak_labels,
+                    seed=int(sub[4]),
+                    aux_conf=aux_conf,
+                )
+            ],
             i.width,
             i.depth,
             settings,
             dev,
         )
-        pt = mid.predict_proba(ladder.view(intermediate, "test"))
-        pw = mid.predict_proba(ladder.view(intermediate, "w2s"))
-        proba["intermediate"] = pt[0]
-        mid_labels, mid_conflict_labels = pw[0], (pw[1] if conflict != "none" else pw[0])
-        if conflict != "none":
-            proba["intermediate_conflict"] = pt[1]
+        proba["intermediate"] = mid.predict_proba(ladder.view(intermediate, "test"))[0]
+        mid_labels = mid.predict_proba(ladder.view(intermediate, "w2s"))[0]
         boot = train_members(
-            students(strong, mid_labels, mid_conflict_labels, int(sub[6]), int(sub[7])),
+            students(strong, mid_labels, mid_labels, int(sub[6]), int(sub[7])),
             s.width,
             s.depth,
             settings,
