@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 CORE_COLUMNS = ("study", "run_id", "seed", "metric", "value", "step")
 
@@ -59,7 +59,7 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     mean = float(x.mean())
     if n == 1:
         return (mean, mean, mean)
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    half = float(special.stdtrit(n - 1, 0.5 + confidence / 2) * x.std(ddof=1) / math.sqrt(n))
     return (mean, mean - half, mean + half)
 
 
@@ -93,7 +93,7 @@ def wilson(k: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a proportion k/n; (nan, nan) when n = 0."""
     if n <= 0:
         return (math.nan, math.nan)
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = float(special.ndtri(0.5 + confidence / 2))
     p = k / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom

@@ -7,6 +7,7 @@ and ``--resume`` only runs the ids that have no stored part.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -170,14 +171,27 @@ def plan(
 
 
 def _seed_everything(seed: int) -> None:
+    """Seed the global generators a study might touch (studies should use their own rngs)."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")  # only if the study uses torch: importing it costs seconds
+    if torch is not None:
         torch.manual_seed(seed)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+
+
+@contextlib.contextmanager
+def _torch_single_thread():
+    """One torch thread while a run executes, as in pool workers, so results don't depend on
+    the worker count. Applied when torch is already loaded; workers set OMP_NUM_THREADS=1."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch is not None and threads is not None:
+            torch.set_num_threads(threads)
 
 
 def _now() -> str:
@@ -231,18 +245,11 @@ def execute(
     if progress is not None:
         ctx.progress = progress
     try:
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with threadpool_limits(limits=1):
-                study = load_path(spec.study_path)
-                config = study.Config(**spec.config)
-                _seed_everything(spec.seed)
-                frame = tidy(study.run(config, spec.seed, ctx), spec)
-        finally:
-            torch.set_num_threads(threads)
+        study = load_path(spec.study_path)
+        config = study.Config(**spec.config)
+        with threadpool_limits(limits=1), _torch_single_thread():
+            _seed_everything(spec.seed)
+            frame = tidy(study.run(config, spec.seed, ctx), spec)
         status, error = "ok", None
     except Exception:
         frame, status, error = None, "failed", traceback.format_exc(limit=20)
@@ -322,6 +329,7 @@ def run_study(
     scale: str = "quick",
     quiet: bool = False,
     command: Sequence[str] | None = None,
+    report: bool = True,
 ) -> RunSummary:
     """Execute ``specs`` into the results folder ``out`` and build its report.
 
@@ -423,19 +431,20 @@ def run_study(
 
     merged = folder.read_parts([s.run_id for s in specs])
     folder.write_results(merged)
-    report, report_error = None, None
-    try:
-        from sandbox.report import write_report
+    report_path, report_error = None, None
+    if report:
+        try:
+            from sandbox.report import write_report
 
-        report = write_report(study, folder.path)
-    except Exception:
-        report_error = traceback.format_exc(limit=10)
+            report_path = write_report(study, folder.path)
+        except Exception:
+            report_error = traceback.format_exc(limit=10)
     return RunSummary(
         folder=folder.path,
         ok=ok,
         failed=failed,
         skipped=skipped,
-        report=report,
+        report=report_path,
         report_error=report_error,
     )
 

@@ -1,0 +1,1 @@
+"""Ratio benchmarks: each measures ours against a reference in one run (see README)."""
