@@ -18,7 +18,8 @@ fault per request in order: ``500``, ``429`` (with ``Retry-After``), ``hang`` (a
 only after ``hang_s``), ``garbage`` (a 200 whose body is not JSON), ``empty_choices``,
 ``empty_content``, ``drop`` (close the connection without an answer), ``ok`` (answer
 normally). After the list the server answers normally, or keeps repeating
-``fault_forever`` when that is set.
+``fault_forever`` when that is set. ``latency_s`` delays every answer, to stand in for a
+remote model's think time (benchmarks of concurrency).
 """
 
 from __future__ import annotations
@@ -73,10 +74,12 @@ class LLMServer(ThreadingHTTPServer):
         faults: FaultPlan | None = None,
         retry_after_s: float = 0.0,
         hang_s: float = 30.0,
+        latency_s: float = 0.0,
         seed: int = 0,
         verbose: bool = False,
     ):
         super().__init__((HOST, port), _Handler)
+        self.latency_s = latency_s
         self.model_factory = model_factory
         self.model_names = list(model_names)
         self.faults = faults or FaultPlan()
@@ -134,6 +137,7 @@ class LLMServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: LLMServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # one small answer per request: no 40 ms ACK stalls
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         if self.server.verbose:  # the request line only: never headers (no keys in logs)
@@ -193,6 +197,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault == "hang":
             self.server.stopping.wait(self.server.hang_s)
+        if self.server.latency_s > 0:  # a remote model's think time, for benchmarks
+            self.server.stopping.wait(self.server.latency_s)
         if fault == "garbage":
             self._send(200, b'{"id": "chatcmpl-x", "choices": [ this is not json')
             return
@@ -208,7 +214,6 @@ class _Handler(BaseHTTPRequestHandler):
         name = str(body.get("model") or "default")
         temperature = float(body.get("temperature", 1.0))
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 512)
-        seed = body.get("seed")
         n = max(1, int(body.get("n") or 1))
         try:
             model = self.server.model(name)
@@ -219,7 +224,7 @@ class _Handler(BaseHTTPRequestHandler):
                     messages,
                     temperature=temperature,
                     max_tokens=max_tokens,
-                    seed=self.server.seed if seed is None else int(seed),
+                    seed=self.server.seed,  # the server's draws; a client's seed is a hint
                     sample=self.server.next_sample(key),
                 )
                 text = "" if fault == "empty_content" else done.text
@@ -288,6 +293,7 @@ def serve(
     fault_forever: str | None = None,
     retry_after_s: float = 0.0,
     hang_s: float = 30.0,
+    latency_s: float = 0.0,
     seed: int = 0,
     verbose: bool = False,
 ) -> LLMServer:
@@ -300,6 +306,7 @@ def serve(
         faults=FaultPlan(faults, forever=fault_forever),
         retry_after_s=retry_after_s,
         hang_s=hang_s,
+        latency_s=latency_s,
         seed=seed,
         verbose=verbose,
     )
@@ -326,6 +333,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of a 429 (s)")
     parser.add_argument("--hang-s", type=float, default=30.0, help="how long 'hang' waits (s)")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="simulated think time per request (s)"
+    )
     parser.add_argument("--verbose", action="store_true", help="log request lines to stderr")
 
 
@@ -341,6 +351,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
             fault_forever=args.fault_forever,
             retry_after_s=args.retry_after,
             hang_s=args.hang_s,
+            latency_s=args.latency,
             seed=args.seed,
             verbose=args.verbose,
         )
