@@ -26,9 +26,11 @@ from every start state; the scaled return is (mean return - uniform random's) /
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from scipy import sparse
 from scipy.optimize import minimize
 
 from envs.delivery import (
@@ -188,44 +190,62 @@ class RegretLearner:
 
     weights: np.ndarray | None = None
 
-    def _arrays(self, mdp: DeliveryMDP, pairs: SegmentPairs) -> dict[str, np.ndarray]:
+    def _arrays(self, mdp: DeliveryMDP, pairs: SegmentPairs) -> dict[str, Any]:
+        """Per-pair constants: feature differences and the signed state-incidence matrix.
+
+        logit_i = sum_s M[i, s] V-hat(s) + (phi_1 - phi_2)_i . w with M holding +1 at
+        s0 of segment 2, -gamma^k at its end, -1 at s0 of segment 1, +gamma^k at its end.
+        """
         gamma = self.library.gamma
         phi = segment_features(mdp.features, pairs.states, pairs.actions, gamma)  # (N, 2, F)
+        n, gk = len(pairs), gamma**pairs.length
+        cols = np.concatenate(
+            [
+                pairs.states[:, 1, 0],
+                pairs.states[:, 1, -1],
+                pairs.states[:, 0, 0],
+                pairs.states[:, 0, -1],
+            ]
+        )
+        coef = np.repeat([1.0, -gk, -1.0, gk], n)
+        incidence = sparse.csr_matrix(
+            (coef, (np.tile(np.arange(n), 4), cols)), shape=(n, mdp.n_states)
+        )  # duplicates (e.g. s0 == s_k) are summed
         return {
-            "dphi": phi[:, 0] - phi[:, 1],  # reg_2 - reg_1 contains (phi_1 - phi_2) . w
-            "s0": pairs.states[:, :, 0],
-            "sk": pairs.states[:, :, -1],
-            "gk": np.float64(gamma**pairs.length),
+            "dphi": phi[:, 0] - phi[:, 1],
+            "incidence": incidence,
+            "incidence_t": incidence.T.tocsr(),
         }
 
-    def _value_and_grad(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """V-hat*_w (S,) and its gradient dV/dw (S, F) (softmax-weighted successor features)."""
-        psi = self.library.psi  # (K, S, F)
-        z = (psi @ w) / self.tau  # (K, S)
+    def _soft_value(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """V-hat*_w (S,) and the softmax weights (K, S) over library policies."""
+        z = (self.library.psi @ w) / self.tau  # (K, S)
         m = z.max(axis=0)
         e = np.exp(z - m)
         tot = e.sum(axis=0)
-        v = self.tau * (m + np.log(tot))
-        soft = e / tot  # (K, S)
-        return v, np.einsum("ks,ksf->sf", soft, psi)
+        return self.tau * (m + np.log(tot)), e / tot
 
-    def _logits(self, w: np.ndarray, d: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Logits (N,) = regret_w(seg_2) - regret_w(seg_1) and their gradient (N, F)."""
-        v, dv = self._value_and_grad(w)
-        s0, sk, gk = d["s0"], d["sk"], d["gk"]
-        # regret_j = v(s0_j) - phi_j . w - gk v(sk_j)
-        logit = (v[s0[:, 1]] - gk * v[sk[:, 1]]) - (v[s0[:, 0]] - gk * v[sk[:, 0]]) + d["dphi"] @ w
-        grad = (dv[s0[:, 1]] - gk * dv[sk[:, 1]]) - (dv[s0[:, 0]] - gk * dv[sk[:, 0]]) + d["dphi"]
-        return logit, grad
+    def _logits(self, w: np.ndarray, d: dict[str, Any]) -> np.ndarray:
+        """Logits (N,) = regret_w(seg_2) - regret_w(seg_1)."""
+        v, _ = self._soft_value(w)
+        return d["incidence"] @ v + d["dphi"] @ w
 
     def loss_and_grad(
-        self, w: np.ndarray, d: dict[str, np.ndarray], y: np.ndarray
+        self, w: np.ndarray, d: dict[str, Any], y: np.ndarray
     ) -> tuple[float, np.ndarray]:
-        """Mean BT cross-entropy with soft labels + l2 |w|^2, and its gradient."""
-        logit, glogit = self._logits(w, d)
+        """Mean BT cross-entropy with soft labels + l2 |w|^2, and its exact gradient.
+
+        dV-hat(s)/dw = sum_pi softmax_pi(s) psi^pi(s), so the gradient contracts the
+        per-state residual mass M^T r with the softmax-weighted successor features.
+        """
+        v, soft = self._soft_value(w)
+        logit = d["incidence"] @ v + d["dphi"] @ w
         nll = np.mean(np.logaddexp(0.0, logit) - y * logit)
-        resid = (0.5 * (1.0 + np.tanh(0.5 * logit)) - y) / len(y)  # sigmoid(logit) - y
-        return float(nll + self.l2 * w @ w), resid @ glogit + 2.0 * self.l2 * w
+        resid = (0.5 * (1.0 + np.tanh(0.5 * logit)) - y) / len(y)  # (sigmoid(logit) - y) / N
+        mass = d["incidence_t"] @ resid  # (S,)
+        psi = self.library.psi
+        grad = (soft * mass).reshape(-1) @ psi.reshape(-1, psi.shape[-1]) + resid @ d["dphi"]
+        return float(nll + self.l2 * w @ w), grad + 2.0 * self.l2 * w
 
     def _fit_from(
         self, w0: np.ndarray, d: dict[str, np.ndarray], y: np.ndarray
@@ -236,7 +256,7 @@ class RegretLearner:
             args=(d, y),
             jac=True,
             method="L-BFGS-B",
-            options={"maxiter": self.max_iter, "gtol": 1e-10, "ftol": 1e-14},
+            options={"maxiter": self.max_iter, "gtol": 1e-7, "ftol": 1e-10},
         )
         return float(res.fun), np.asarray(res.x, dtype=np.float64)
 
@@ -265,7 +285,7 @@ class RegretLearner:
         self, mdp: DeliveryMDP, pairs: SegmentPairs, weights: np.ndarray | None = None
     ) -> np.ndarray:
         w = self.weights if weights is None else weights
-        return self._logits(np.asarray(w, dtype=np.float64), self._arrays(mdp, pairs))[0]
+        return self._logits(np.asarray(w, dtype=np.float64), self._arrays(mdp, pairs))
 
     def logits_torch(
         self, mdp: DeliveryMDP, pairs: SegmentPairs, weights: torch.Tensor
@@ -275,13 +295,14 @@ class RegretLearner:
         w = weights.to(dev)
         psi = torch.as_tensor(self.library.psi, device=dev)
         v = self.tau * torch.logsumexp((psi @ w) / self.tau, dim=0)  # (S,)
-        d = self._arrays(mdp, pairs)
-        s0 = torch.as_tensor(d["s0"], device=dev)
-        sk = torch.as_tensor(d["sk"], device=dev)
-        reg_diff = (v[s0[:, 1]] - float(d["gk"]) * v[sk[:, 1]]) - (
-            v[s0[:, 0]] - float(d["gk"]) * v[sk[:, 0]]
+        gk = self.library.gamma**pairs.length
+        st = torch.as_tensor(pairs.states, device=dev)
+        phi = torch.as_tensor(
+            segment_features(mdp.features, pairs.states, pairs.actions, self.library.gamma),
+            device=dev,
         )
-        return reg_diff + torch.as_tensor(d["dphi"], device=dev) @ w
+        regret = v[st[:, :, 0]] - (phi @ w + gk * v[st[:, :, -1]])  # (N, 2)
+        return regret[:, 1] - regret[:, 0]
 
 
 # ----------------------------------------------------------------------- evaluation
@@ -334,3 +355,96 @@ def heldout_metrics(logits: np.ndarray, labels: np.ndarray) -> tuple[float, floa
     with torch.no_grad():
         nll = preference_nll(torch.as_tensor(logits), torch.as_tensor(labels))
     return acc, -float(nll)
+
+
+# ----------------------------------------------------------------------- identifiability
+@dataclass(frozen=True)
+class PartialReturnTwin:
+    """Two rewards that no amount of noiseless partial-return preferences can tell apart.
+
+    ``n_segments`` segments (every start state x every action sequence of ``segment_length``)
+    give ``n_pairs`` ordered pairs; the two rewards label every one of them identically
+    (``labels_equal``), yet their optimal policies differ: ``twin_scaled_return`` is the
+    scaled return, under the true reward, of the twin reward's greedy optimal policy.
+    """
+
+    mdp: DeliveryMDP
+    true_weights: np.ndarray
+    twin_weights: np.ndarray
+    segment_length: int
+    n_segments: int
+    n_pairs: int
+    labels_equal: bool
+    differing_states: np.ndarray
+    twin_scaled_return: float
+
+
+def same_noiseless_preferences(
+    values_a: np.ndarray, values_b: np.ndarray, decimals: int = 8
+) -> bool:
+    """Whether two score vectors induce the same noiseless label on every pair of items.
+
+    Identical labels on all pairs <=> the same weak order: sorting by ``values_a``, the
+    ``values_b`` must rise strictly exactly where ``values_a`` rises and tie where it ties.
+    """
+    a = np.round(np.asarray(values_a, dtype=np.float64), decimals)
+    b = np.round(np.asarray(values_b, dtype=np.float64), decimals)
+    order = np.lexsort((b, a))
+    da, db = np.diff(a[order]), np.diff(b[order])
+    return bool(np.all((da > 0) == (db > 0)) and np.all((da == 0) == (db == 0)))
+
+
+def find_partial_return_twin(
+    mdp: DeliveryMDP,
+    segment_length: int,
+    gamma: float = 0.999,
+    candidate_values: np.ndarray | None = None,
+) -> PartialReturnTwin | None:
+    """Search for a reward with the same partial-return preferences but another optimal policy.
+
+    Candidates change one weight of the MDP's reward at a time to each of
+    ``candidate_values`` (default: a grid from -100 to 100). A candidate is a twin when
+    every pair of segments of ``segment_length`` gets the same noiseless partial-return
+    label under both rewards (checked exhaustively over all segments) while the sets of
+    optimal actions differ at some start state. Returns the twin whose policy is worst
+    under the true reward, or None.
+    """
+    from sandbox.preferences.segment_models import all_segments
+
+    if candidate_values is None:
+        candidate_values = np.concatenate(
+            [-np.geomspace(100, 0.5, 12), [0.0], np.geomspace(0.5, 100, 12)]
+        )
+    states, actions = all_segments(mdp.next_state, mdp.start_states, segment_length)
+    phi = segment_features(mdp.features, states, actions, 1.0)  # (M, F)
+    unique_phi = np.unique(phi, axis=0)
+    true_w = mdp.weights
+    base = unique_phi @ true_w
+    truth = mdp.solve(gamma)
+    best_actions = truth.optimal_actions()[mdp.start_states]
+    found: PartialReturnTwin | None = None
+    for f in range(N_FEATURES):
+        for value in candidate_values:
+            w2 = true_w.copy()
+            w2[f] = value
+            if np.allclose(w2, true_w) or not same_noiseless_preferences(base, unique_phi @ w2):
+                continue
+            twin = mdp.solve(gamma, weights=w2)
+            twin_best = twin.optimal_actions()[mdp.start_states]
+            differ = np.any(twin_best != best_actions, axis=1)
+            if not differ.any():
+                continue
+            ev = evaluate_weights(mdp, w2, gamma, truth)
+            if found is None or ev.scaled_return < found.twin_scaled_return:
+                found = PartialReturnTwin(
+                    mdp=mdp,
+                    true_weights=true_w.copy(),
+                    twin_weights=w2,
+                    segment_length=segment_length,
+                    n_segments=len(phi),
+                    n_pairs=len(phi) * (len(phi) - 1),
+                    labels_equal=True,
+                    differing_states=mdp.start_states[differ],
+                    twin_scaled_return=ev.scaled_return,
+                )
+    return found
