@@ -107,6 +107,11 @@ class PrincipalAgentConfig(StudyConfig):
     max_retries: int = Field(4, ge=0, description="retries on 429 / 5xx / timeouts / drops")
     backoff_s: float = Field(0.5, ge=0, description="base delay of the exponential backoff (s)")
     cache: bool = Field(True, description="cache openai answers on disk (SANDBOX_CACHE_DIR)")
+    record_dir: str | None = Field(
+        None,
+        description="write every answer as replayable JSONL transcripts into this folder "
+        "(one file per model, temperature and seed)",
+    )
     alpha: float = Field(0.5, ge=0, le=1, description="economic: weight on the customer's utility")
     kappa: float = Field(
         0.5, ge=0, description="economic: cost of an override the customer reads about"
@@ -318,6 +323,9 @@ class PrincipalAgentStudy(Study):
                 completions = agent.act_many(
                     observations, [t[1] for t in trials], concurrency=config.concurrency
                 )
+                if config.record_dir:
+                    _record(config, seed, model_name, temperature, cells, trials, agent,
+                            observations, completions)  # fmt: skip
                 by_cell: dict[int, tuple[list, list]] = {ci: ([], []) for ci in range(len(cells))}
                 for (ci, _i, ts), done in zip(trials, completions, strict=True):
                     if done.ok:
@@ -461,6 +469,33 @@ class PrincipalAgentStudy(Study):
 
 
 # -- rows, tables, claims --------------------------------------------------------------
+
+
+def _record(config, seed, model_name, temperature, cells, trials, agent, observations, done):
+    """Write the answered trials as JSONL transcripts the replay backend reads back."""
+    from sandbox.llm.replay import write_jsonl
+
+    safe = "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in str(model_name))
+    path = Path(config.record_dir).expanduser() / (
+        f"{config.backend}-{safe}-T{temperature:g}-seed{seed}.jsonl"
+    )
+    records = []
+    for (ci, i, _ts), obs, c in zip(trials, observations, done, strict=True):
+        if not c.ok:
+            continue
+        rec = {
+            "messages": agent.messages(obs),
+            "completion": c.text,
+            "model": model_name,
+            "temperature": temperature,
+            "seed": seed,
+            "sample": i,
+        }
+        scenario, condition = cells[ci]
+        if scenario != "generated" and not config.swap_labels:
+            rec.update(scenario=scenario, condition=condition)  # else: matched by exact prompt
+        records.append(rec)
+    write_jsonl(path, records)
 
 
 def _cell_rows(outcomes: list[dict | None], errors: list[str | None], cell: tuple) -> pd.DataFrame:

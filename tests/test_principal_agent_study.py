@@ -322,3 +322,22 @@ def test_cli_end_to_end_offline_and_openai_backends_key_never_written(tmp_path, 
     assert any(p.suffix == ".sqlite" for p in written)
     assert _files_containing(tmp_path, FAKE_KEY.encode()) == []
     assert FAKE_KEY not in res.stdout + res.stderr
+
+
+def test_recorded_answers_replay_to_the_same_table(tmp_path):
+    """record_dir writes our JSONL; replaying it gives the live run's counts cell by cell."""
+    live, _ = _run(backend="scripted", samples=6, temperature=1.0, record_dir=str(tmp_path / "rec"))
+    files = sorted((tmp_path / "rec").glob("*.jsonl"))
+    assert [f.name for f in files] == ["scripted-scripted-persona-v1-T1-seed0.jsonl"]
+    assert len(files[0].read_text().splitlines()) == 3 * 4 * 6
+    replayed, _ = _run(backend="replay", transcripts=str(tmp_path / "rec"), samples=0, seed=5)
+    assert set(replayed["scenario"]) == {"film", "car"}
+    assert set(replayed["model"]) == {"scripted-persona-v1"}
+    for scenario in ("film", "car"):
+        for condition in ("both", "principal-only", "user-only", "neither"):
+            where = {"scenario": scenario, "condition": condition}
+            assert _value(replayed, "n_override", **where) == _value(live, "n_override", **where)
+            assert _value(replayed, "n_trials", **where) == 6
+    # the temperature-1 persona trembles (p = 0.25), so some recorded cells are mixed
+    mixed = live[(live["metric"] == "n_override") & live["value"].between(1, 5)]
+    assert len(mixed) >= 3
