@@ -162,3 +162,11 @@ def test_serve_llm_command_end_to_end():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_samples_get_distinct_wire_seeds():
+    from sandbox.llm.openai_backend import wire_seed
+
+    seeds = {wire_seed(0, i) for i in range(1000)}
+    assert len(seeds) == 1000 and all(0 <= s < 2**31 for s in seeds)
+    assert wire_seed(3, 7) == wire_seed(3, 7) != wire_seed(4, 7)

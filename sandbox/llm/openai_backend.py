@@ -3,7 +3,8 @@
 Works with OpenAI itself and with vLLM, Ollama, llama.cpp's server or ``sandbox
 serve-llm``: it sends only the chat-completions fields every such server accepts
 (``model``, ``messages``, ``temperature``, ``max_tokens``, and ``seed`` when one is
-given). The client's own retries are switched off (``max_retries=0``); retries, backoff,
+given: a per-sample seed derived from the run's seed and the sample index, so samples
+differ yet a rerun asks for the same ones). The client's own retries are switched off (``max_retries=0``); retries, backoff,
 timeouts and the cache are :class:`~sandbox.llm.base.ChatModel`'s.
 
 The API key is read from the environment variable named by ``api_key_env`` (default
@@ -14,6 +15,7 @@ set gets the placeholder ``"EMPTY"`` (what vLLM and llama.cpp expect).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -34,6 +36,13 @@ def _retry_after(headers: Any) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+def wire_seed(seed: int, sample: int) -> int:
+    """The ``seed`` sent for sample ``sample`` of a run seeded ``seed``: distinct per sample
+    (the same seed for every sample would make a seeded server repeat one answer)."""
+    digest = hashlib.sha256(f"{int(seed)}:{int(sample)}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 def parse_chat_response(body: str, *, backend: str, model: str, latency: float) -> Completion:
@@ -113,7 +122,7 @@ class OpenAIChatModel(ChatModel):
     ) -> Completion:
         import openai
 
-        extra: dict[str, Any] = {} if seed is None else {"seed": int(seed)}
+        extra: dict[str, Any] = {} if seed is None else {"seed": wire_seed(seed, sample)}
         t0 = time.perf_counter()
         try:
             raw = self._client.chat.completions.with_raw_response.create(
