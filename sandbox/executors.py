@@ -38,8 +38,11 @@ class Executor(Protocol):
         fn: Callable[[T], R],
         items: Sequence[T],
         on_lost: Callable[[T, str], R],
+        tick: Callable[[], None] | None = None,
     ) -> Iterator[tuple[T, R]]:
-        """Yield (item, fn(item)) as each completes; ``on_lost(item, error)`` for a lost worker."""
+        """Yield (item, fn(item)) as each completes; ``on_lost(item, error)`` for a lost worker.
+
+        ``tick`` is called a few times a second while waiting (e.g. to draw progress)."""
         ...
 
     def close(self) -> None: ...
@@ -57,7 +60,7 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None):
         self.workers = max(1, workers or os.cpu_count() or 1)
 
-    def map(self, fn, items, on_lost):
+    def map(self, fn, items, on_lost, tick=None):
         if self.workers == 1 or len(items) <= 1:
             for item in items:
                 yield item, fn(item)
@@ -71,7 +74,9 @@ class LocalExecutor:
             ) as pool:
                 pending: dict[Future, Any] = {pool.submit(fn, item): item for item in items}
                 while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                    if tick is not None:
+                        tick()
                     for fut in done:
                         item = pending.pop(fut)
                         try:
@@ -117,12 +122,14 @@ class RayExecutor:
                 )
             self._started = True
 
-    def map(self, fn, items, on_lost):
+    def map(self, fn, items, on_lost, tick=None):
         ray = self._ray
         remote_fn = ray.remote(num_cpus=1, max_retries=0)(fn)
         pending = {remote_fn.remote(item): item for item in items}
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.25)
+            if tick is not None:
+                tick()
             for ref in ready:
                 item = pending.pop(ref)
                 try:

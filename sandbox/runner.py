@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -397,12 +398,12 @@ def run_study(
     ok = list(skipped)
     failed: dict[str, str] = {}
     bar = None if quiet else _progress_bar(len(todo), study.name)
-    inner = None
-    if not quiet and isinstance(executor, LocalExecutor) and executor.workers == 1:
-        inner = _InnerProgress()
-    fn = execute if inner is None else _ExecuteWithProgress(inner)
+    inner = None if quiet else _InnerProgress(executor)
+    fn = execute if inner is None else inner.wrap(execute)
     try:
-        for spec, outcome in executor.map(fn, todo, _lost):
+        for spec, outcome in executor.map(
+            fn, todo, _lost, tick=None if inner is None else inner.drain
+        ):
             entry = runs[spec.run_id]
             entry.update(
                 status=outcome.status, start=outcome.start, end=outcome.end, wall_s=outcome.wall_s
@@ -418,15 +419,17 @@ def run_study(
                 failed[spec.run_id] = outcome.error or "unknown error"
             manifest["updated"] = _now()
             folder.write_manifest(manifest)
+            if inner is not None:
+                inner.finish(spec.run_id)
             if bar is not None:
                 bar.update(1)
                 if failed:
                     bar.set_postfix(failed=len(failed))
     finally:
-        if bar is not None:
-            bar.close()
         if inner is not None:
             inner.close()
+        if bar is not None:
+            bar.close()
         executor.close()
 
     merged = folder.read_parts([s.run_id for s in specs])
@@ -456,35 +459,100 @@ def _progress_bar(total: int, name: str):
 
 
 class _InnerProgress:
-    """A second bar for progress inside the current run (in-process execution only)."""
+    """Bars for progress inside runs (``ctx.progress``), one per run in flight.
 
-    def __init__(self):
-        self.bar = None
+    In this process the study's callback draws directly; from pool or Ray workers the
+    updates travel through a queue that the runner drains while it waits.
+    """
 
-    def __call__(self, done: float, total: float | None = None) -> None:
+    def __init__(self, executor: Executor):
+        self.bars: dict[str, Any] = {}
+        self.queue = None
+        self._manager = None
+        if not (isinstance(executor, LocalExecutor) and executor.workers == 1):
+            import multiprocessing as mp
+
+            self._manager = mp.get_context("spawn").Manager()
+            self.queue = self._manager.Queue()
+
+    def wrap(self, fn: Callable[..., RunOutcome]) -> Callable[[RunSpec], RunOutcome]:
+        if self.queue is None:
+            return functools.partial(_execute_local_progress, sink=self.update, fn=fn)
+        return functools.partial(_execute_queued_progress, queue=self.queue, fn=fn)
+
+    def update(self, run_id: str, done: float, total: float | None) -> None:
         from tqdm.auto import tqdm
 
-        if self.bar is None or (total is not None and self.bar.total != total):
-            if self.bar is not None:
-                self.bar.close()
-            self.bar = tqdm(
-                total=total, desc="  in run", leave=False, file=sys.stderr, dynamic_ncols=True
+        bar = self.bars.get(run_id)
+        if bar is None:
+            bar = tqdm(
+                total=total,
+                desc=f"  {run_id[:8]}",
+                leave=False,
+                file=sys.stderr,
+                dynamic_ncols=True,
+                position=len(self.bars) + 1,
             )
-        self.bar.n = done
-        self.bar.refresh()
+            self.bars[run_id] = bar
+        if total is not None and bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    def drain(self) -> None:
+        if self.queue is None:
+            return
+        import queue as queue_module
+
+        while True:
+            try:
+                run_id, done, total = self.queue.get_nowait()
+            except (queue_module.Empty, OSError, EOFError):
+                return
+            if run_id in self.bars or done < (total or float("inf")):
+                self.update(run_id, done, total)
+
+    def finish(self, run_id: str) -> None:
+        self.drain()
+        bar = self.bars.pop(run_id, None)
+        if bar is not None:
+            bar.close()
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+        if self._manager is not None:
+            self._manager.shutdown()
+            self._manager = None
 
 
-class _ExecuteWithProgress:
-    def __init__(self, inner: _InnerProgress):
-        self.inner = inner
+class _Throttled:
+    """Forward at most a few progress updates a second (and always the last one)."""
 
-    def __call__(self, spec: RunSpec) -> RunOutcome:
+    def __init__(self, send: Callable[[float, float | None], None], interval: float = 0.2):
+        self.send, self.interval, self.last = send, interval, 0.0
+
+    def __call__(self, done: float, total: float | None = None) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.interval or (total is not None and done >= total):
+            self.last = now
+            self.send(done, total)
+
+
+def _execute_local_progress(
+    spec: RunSpec, sink: Callable[..., None], fn: Callable[..., RunOutcome]
+) -> RunOutcome:
+    return fn(spec, progress=_Throttled(functools.partial(sink, spec.run_id)))
+
+
+def _execute_queued_progress(
+    spec: RunSpec, queue: Any, fn: Callable[..., RunOutcome]
+) -> RunOutcome:
+    def send(done: float, total: float | None) -> None:
         try:
-            return execute(spec, progress=self.inner)
-        finally:
-            self.inner.close()
+            queue.put_nowait((spec.run_id, done, total))
+        except Exception:  # a full or closed queue must never fail the run
+            pass
+
+    return fn(spec, progress=_Throttled(send))
