@@ -336,6 +336,26 @@ class Population(mesa.Model):
                 )
         return idx, a, b
 
+    def reward_differences(
+        self,
+        annotators: ArrayLike,
+        item_a: ArrayLike,
+        item_b: ArrayLike,
+        model: LabelModel = "bradley_terry",
+    ) -> np.ndarray:
+        """r_i(A) - r_i(B) for each query under the annotators' true (noiseless) rewards.
+
+        ``bradley_terry``: r_i(x) = values[i] . x; ``ideal_point``: r_i(x) = -||x - values[i]||^2.
+        """
+        if model not in LABEL_MODELS:
+            raise ValueError(f"unknown label model {model!r}; valid: {', '.join(LABEL_MODELS)}")
+        idx, a, b = self._queries(annotators, item_a, item_b)
+        z = self.values[idx]
+        if model == "bradley_terry":
+            return np.einsum("qd,qd->q", z, np.broadcast_to(a - b, z.shape))
+        da, db = a - z, b - z
+        return np.einsum("qd,qd->q", db, db) - np.einsum("qd,qd->q", da, da)
+
     def label_probabilities(
         self,
         annotators: ArrayLike,
@@ -345,19 +365,11 @@ class Population(mesa.Model):
     ) -> np.ndarray:
         """P(item A preferred) for each query (annotator[q], item_a[q], item_b[q]).
 
-        ``bradley_terry``: r_i(x) = values[i] . x; ``ideal_point``: r_i(x) = -||x - values[i]||^2.
-        P = logistic(beta_i * (r_i(A) - r_i(B)) + bias_i). Items are (Q, d) (or one (d,)
-        item for every query).
+        P = logistic(beta_i * (r_i(A) - r_i(B)) + bias_i) with the rewards of
+        :meth:`reward_differences`. Items are (Q, d) (or one (d,) item for every query).
         """
-        if model not in LABEL_MODELS:
-            raise ValueError(f"unknown label model {model!r}; valid: {', '.join(LABEL_MODELS)}")
-        idx, a, b = self._queries(annotators, item_a, item_b)
-        z = self.values[idx]
-        if model == "bradley_terry":
-            diff = np.einsum("qd,qd->q", z, np.broadcast_to(a - b, z.shape))
-        else:
-            da, db = a - z, b - z
-            diff = np.einsum("qd,qd->q", db, db) - np.einsum("qd,qd->q", da, da)
+        diff = self.reward_differences(annotators, item_a, item_b, model)
+        idx = np.asarray(annotators)
         logit = _scaled_logit(self.beta[idx], diff, self.bias[idx])
         return boltzmann_probability(logit, 0.0, 1.0)
 
