@@ -13,7 +13,7 @@ a system prompt), how many samples are drawn per observation, and at what temper
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sandbox.llm import ChatModel, ChatRequest, Completion
@@ -60,6 +60,7 @@ class LLMAgent:
         observations: Sequence[str],
         samples: Sequence[int] | None = None,
         concurrency: int = 8,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[Completion]:
         """Completions for many (observation, sample index) pairs, ``concurrency`` in flight."""
         if samples is None:
@@ -67,7 +68,7 @@ class LLMAgent:
         if len(samples) != len(observations):
             raise ValueError(f"{len(observations)} observations but {len(samples)} sample indices")
         requests = [self.request(o, s) for o, s in zip(observations, samples, strict=True)]
-        return self.model.complete_many(requests, concurrency=concurrency)
+        return self.model.complete_many(requests, concurrency=concurrency, progress=progress)
 
     def sample(self, observation: str, n: int, concurrency: int = 8) -> list[Completion]:
         """``n`` independent completions for one observation (samples 0..n-1)."""

@@ -320,8 +320,14 @@ class PrincipalAgentStudy(Study):
                         ts = _trial_seed(seed, scenario, condition, i)
                         observations.append(envs_by_cell[ci].reset(seed=ts)[0])
                         trials.append((ci, i, ts))
+                offset, total = pi * len(trials), len(pairs) * len(trials)
                 completions = agent.act_many(
-                    observations, [t[1] for t in trials], concurrency=config.concurrency
+                    observations,
+                    [t[1] for t in trials],
+                    concurrency=config.concurrency,
+                    progress=lambda done, _n, offset=offset, total=total: ctx.progress(
+                        offset + done, total
+                    ),
                 )
                 if config.record_dir:
                     _record(config, seed, model_name, temperature, cells, trials, agent,
@@ -347,7 +353,6 @@ class PrincipalAgentStudy(Study):
                             (config.backend, model_name, temperature, scenario, condition),
                         )
                     )
-                ctx.progress(pi + 1, len(pairs))
         finally:
             base_model.close()
             ctx.extras["tokens"] = counter.as_dict()

@@ -216,3 +216,15 @@ def test_make_chat_model_errors(monkeypatch):
         make_chat_model("openai", model="gpt-4o-mini", api_key_env="MY_KEY_VAR")
     with pytest.raises(ValueError, match="needs a model name"):
         make_chat_model("openai")
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_complete_many_reports_progress(concurrency):
+    seen: list[tuple[int, int]] = []
+    model = FakeModel()
+    model.complete_many(
+        [ChatRequest(messages=MSGS, sample=i) for i in range(5)],
+        concurrency,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert seen == [(i, 5) for i in range(1, 6)]

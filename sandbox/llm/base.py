@@ -16,7 +16,7 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -303,37 +303,56 @@ class ChatModel:
         )
 
     async def acomplete_many(
-        self, requests: Sequence[ChatRequest], concurrency: int = 8
+        self,
+        requests: Sequence[ChatRequest],
+        concurrency: int = 8,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[Completion]:
         """Complete every request keeping up to ``concurrency`` in flight; results are in
-        request order and failures are failed Completions (never raised)."""
+        request order and failures are failed Completions (never raised).
+        ``progress(done, total)`` is called as each request finishes."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(concurrency)
+        finished = 0
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="llm") as pool:
 
             async def one(req: ChatRequest) -> Completion:
+                nonlocal finished
                 async with gate:
-                    return await loop.run_in_executor(pool, self.complete_safe, req)
+                    done = await loop.run_in_executor(pool, self.complete_safe, req)
+                finished += 1
+                if progress is not None:
+                    progress(finished, len(requests))
+                return done
 
             return list(await asyncio.gather(*(one(r) for r in requests)))
 
     def complete_many(
-        self, requests: Sequence[ChatRequest], concurrency: int = 8
+        self,
+        requests: Sequence[ChatRequest],
+        concurrency: int = 8,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[Completion]:
         """Synchronous front of :meth:`acomplete_many` (runs its own event loop)."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         if concurrency == 1:
-            return [self.complete_safe(r) for r in requests]
+            out = []
+            for i, r in enumerate(requests):
+                out.append(self.complete_safe(r))
+                if progress is not None:
+                    progress(i + 1, len(requests))
+            return out
+        run = self.acomplete_many(requests, concurrency, progress)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.acomplete_many(requests, concurrency))
+            return asyncio.run(run)
         # Called from inside a running loop (a notebook): run the loop in a helper thread.
         box: list[list[Completion]] = []
-        worker = threading.Thread(
-            target=lambda: box.append(asyncio.run(self.acomplete_many(requests, concurrency)))
-        )
+        worker = threading.Thread(target=lambda: box.append(asyncio.run(run)))
         worker.start()
         worker.join()
         return box[0]
