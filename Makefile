@@ -18,12 +18,14 @@ install: $(VENV)/.installed
 
 # Every registered study at quick scale (or only STUDIES="a b"); prints where the reports are.
 demo: install
-	@set -e; studies="$(STUDIES)"; [ -n "$$studies" ] || studies=$$($(SANDBOX) list --names); \
+	@studies="$(STUDIES)"; [ -n "$$studies" ] || studies=$$($(SANDBOX) list --names) || exit 2; \
+	failed=""; \
 	for s in $$studies; do \
-	  echo "== $$s (quick)"; \
-	  $(SANDBOX) run $$s --scale quick --out runs/demo/$$s --resume; \
+	  echo "== $$s (quick scale)"; \
+	  $(SANDBOX) run $$s --scale quick --out runs/demo/$$s --resume || failed="$$failed $$s"; \
 	done; \
-	echo; echo "Reports:"; for s in $$studies; do echo "  runs/demo/$$s/report.md"; done
+	echo; echo "Reports:"; for s in $$studies; do [ -f runs/demo/$$s/report.md ] && echo "  runs/demo/$$s/report.md"; done; \
+	if [ -n "$$failed" ]; then echo "Studies with failed runs:$$failed (rerun: make demo STUDIES=\"$$failed\")"; exit 1; fi
 
 test: install
 	$(PY) -m pytest -q
