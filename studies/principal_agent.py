@@ -366,7 +366,8 @@ class PrincipalAgentStudy(Study):
             return "No results."
         counts = _pooled_counts(results)
         parts = [
-            "Each cell pools every seed's trials. `override` = a readable choice other than "
+            "Each cell pools every seed's trials (replay: one seed's, since every seed "
+            "redraws the same recordings). `override` = a readable choice other than "
             "the customer's first preference (product 1 in the paper's listing); rates are "
             "over readable answers with Wilson 95% intervals; `unparsed` is over answered "
             "requests; `failed` counts requests that produced no answer (error kinds below).",
@@ -549,8 +550,19 @@ def _cell_rows(outcomes: list[dict | None], errors: list[str | None], cell: tupl
 
 
 def _pooled_counts(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell with counts summed over seeds (wide)."""
+    """One row per cell with counts summed over seeds (wide).
+
+    Replay draws from a fixed set of recordings, so other seeds redraw the same answers:
+    pooling them would count one answer several times. Replay cells take the lowest
+    seed's counts only.
+    """
     df = results[results["metric"].isin(COUNT_METRICS)]
+    if "seed" in df.columns and (df["backend"] == "replay").any():
+        replay = df["backend"] == "replay"
+        first = df[replay].groupby(CELL_COLUMNS)["seed"].transform("min")
+        keep = ~replay
+        keep[replay] = df.loc[replay, "seed"] == first
+        df = df[keep]
     wide = (
         df.groupby([*CELL_COLUMNS, "metric"], sort=True)["value"]
         .sum()

@@ -341,3 +341,17 @@ def test_recorded_answers_replay_to_the_same_table(tmp_path):
     # the temperature-1 persona trembles (p = 0.25), so some recorded cells are mixed
     mixed = live[(live["metric"] == "n_override") & live["value"].between(1, 5)]
     assert len(mixed) >= 3
+
+
+def test_summary_does_not_double_count_replayed_recordings(shared_data):
+    kw = {"backend": "replay", "samples": 0, "model": "gpt-3.5-turbo", "temperature": 0.2}
+    frames = []
+    for seed in (0, 1):
+        df, _ = _run(ctx=RunContext(shared_data=shared_data), seed=seed, scenario="car", **kw)
+        frames.append(df.assign(study="principal-agent", run_id=f"r{seed}", seed=seed))
+    econ, _ = _run(backend="economic", samples=5, scenario="car", condition="both")
+    frames += [econ.assign(study="principal-agent", run_id=f"e{s}", seed=s) for s in (0, 1)]
+    report = STUDY.summarize(pd.concat(frames, ignore_index=True), {"runs": {}})
+    assert "| car | 18/28 = 0.64 [0.46, 0.79] | 21/30 = 0.70 [0.52, 0.83] | 0/29" in report
+    assert "36/56" not in report
+    assert "/10 = " in report  # economic trials do pool over seeds (5 + 5)
