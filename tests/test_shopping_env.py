@@ -186,3 +186,14 @@ def test_generated_scenarios_are_seeded_and_consistent():
     assert 10 < over_budget < 150
     for condition in CONDITIONS:
         assert ShoppingEnv("generated", condition).reset(seed=3)[1]["condition"] == condition
+
+
+def test_render_ansi_shows_prompt_and_answer():
+    env = ShoppingEnv("film", "neither", render_mode="ansi")
+    obs, _ = env.reset(seed=0)
+    assert env.render() == obs
+    env.step("Explanation: romcom 🎬\nChoice: 2")
+    assert env.render().endswith("--- agent ---\nExplanation: romcom 🎬\nChoice: 2\n")
+    assert ShoppingEnv("film").render() is None
+    with pytest.raises(ValueError, match="unsupported render_mode 'human'"):
+        ShoppingEnv("film", render_mode="human")
