@@ -414,7 +414,7 @@ class DeliveryEnv(gym.Env):
     truncated after ``max_steps``. ``info["features"]`` is the transition's feature vector.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self,
