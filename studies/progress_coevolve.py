@@ -256,7 +256,7 @@ class ProgressCoevolveStudy(Study):
             return alg in at.index and at.loc[alg, "hi"] < 1.0 and at.loc[alg, "n"] > 1
 
         def stalled(alg: str) -> bool:
-            return alg in at.index and at.loc[alg, "mean"] < 0.5
+            return slowed(alg) and at.loc[alg, "mean"] < 0.5
 
         verdicts = []
         for alg in ("static", *FOLLOWERS):
@@ -371,47 +371,56 @@ class ProgressCoevolveStudy(Study):
 
         figure_dir.mkdir(parents=True, exist_ok=True)
         paths: list[Path] = []
-        if "algorithm" not in results.columns or "influence" not in results.columns:
-            from sandbox.report import default_plots
-
-            return default_plots(results, figure_dir, self.name)
-        steps = results[results["step"].notna()] if "step" in results else results.iloc[:0]
+        results = results.copy()
+        # config keys appear as columns only when they vary; a fixed one gets a placeholder
+        if "algorithm" not in results.columns:
+            results["algorithm"] = "(fixed algorithm)"
+        if "influence" not in results.columns:
+            results["influence"] = math.nan
+        if "step" not in results.columns:
+            results["step"] = math.nan
+        results["step"] = results["step"].astype("float64")
+        steps = results[results["step"].notna()]
         # lock-in curves: human progress over time, per algorithm, per influence
-        for lam, g in steps[steps["metric"] == "human_progress"].groupby("influence"):
+        for lam, g in steps[steps["metric"] == "human_progress"].groupby("influence", dropna=False):
             fig, ax = plt.subplots(figsize=(6.5, 4))
             for alg, ga in g.groupby("algorithm"):
                 agg = mean_ci(ga, ["step"])
                 ax.plot(agg["step"], agg["mean"], label=alg)
                 ax.fill_between(agg["step"], agg["lo"], agg["hi"], alpha=0.15)
-            base = steps[(steps["metric"] == "baseline_progress") & (steps["influence"] == lam)]
+            same = steps["influence"].isna() if pd.isna(lam) else steps["influence"] == lam
+            base = steps[(steps["metric"] == "baseline_progress") & same]
             if not base.empty:
                 agg = mean_ci(base, ["step"])
                 ax.plot(agg["step"], agg["mean"], "k--", label="no AI (lambda = 0)")
             ax.set_xlabel("timestep t")
             ax.set_ylabel("human progress along history")
-            ax.set_title(f"Lock-in curves, influence lambda = {lam:g}")
+            lam_text = "as configured" if pd.isna(lam) else f"{lam:g}"
+            ax.set_title(f"Lock-in curves, influence lambda = {lam_text}")
             ax.legend(fontsize=7)
             fig.tight_layout()
-            path = figure_dir / f"lock_in_curves_lambda_{lam:g}.png"
+            path = figure_dir / f"lock_in_curves_lambda_{lam_text.replace(' ', '_')}.png"
             fig.savefig(path, dpi=100)
             plt.close(fig)
             paths.append(path)
         # the three scores and the progress ratio per algorithm and influence
-        final = results[results["step"].isna()] if "step" in results else results
+        final = results[results["step"].isna()]
         for metric in (*SCORES, "progress_ratio"):
             m = final[final["metric"] == metric]
             if m.empty:
                 continue
-            table = mean_ci(m, ["algorithm", "influence"])
+            table = mean_ci(m, ["algorithm", "influence"])  # NaN influence: one group
             algs = sorted(table["algorithm"].unique())
             lams = sorted(table["influence"].unique())
             fig, ax = plt.subplots(figsize=(7, 4))
             width = 0.8 / max(1, len(lams))
             for i, lam in enumerate(lams):
-                t = table[table["influence"] == lam].set_index("algorithm").reindex(algs)
+                same = table["influence"].isna() if pd.isna(lam) else table["influence"] == lam
+                t = table[same].set_index("algorithm").reindex(algs)
                 x = np.arange(len(algs)) + i * width
                 err = np.vstack([t["mean"] - t["lo"], t["hi"] - t["mean"]]).clip(min=0)
-                ax.bar(x, t["mean"], width, yerr=err, capsize=2, label=f"lambda = {lam:g}")
+                label = "lambda as configured" if pd.isna(lam) else f"lambda = {lam:g}"
+                ax.bar(x, t["mean"], width, yerr=err, capsize=2, label=label)
             ax.set_xticks(
                 np.arange(len(algs)) + width * (len(lams) - 1) / 2, algs, rotation=20, fontsize=8
             )
