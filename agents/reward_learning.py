@@ -366,6 +366,9 @@ class PartialReturnTwin:
     give ``n_pairs`` ordered pairs; the two rewards label every one of them identically
     (``labels_equal``), yet their optimal policies differ: ``twin_scaled_return`` is the
     scaled return, under the true reward, of the twin reward's greedy optimal policy.
+    ``regret_pairs_differing`` of ``regret_pairs_compared`` unordered pairs get different
+    noiseless regret labels under the two rewards (all pairs when there are at most 3000
+    segments, else a random million).
     """
 
     mdp: DeliveryMDP
@@ -377,6 +380,8 @@ class PartialReturnTwin:
     labels_equal: bool
     differing_states: np.ndarray
     twin_scaled_return: float
+    regret_pairs_compared: int
+    regret_pairs_differing: int
 
 
 def same_noiseless_preferences(
@@ -436,6 +441,9 @@ def find_partial_return_twin(
                 continue
             ev = evaluate_weights(mdp, w2, gamma, truth)
             if found is None or ev.scaled_return < found.twin_scaled_return:
+                compared, differing = _regret_disagreement(
+                    mdp, truth, twin, w2, states, actions, gamma
+                )
                 found = PartialReturnTwin(
                     mdp=mdp,
                     true_weights=true_w.copy(),
@@ -446,5 +454,34 @@ def find_partial_return_twin(
                     labels_equal=True,
                     differing_states=mdp.start_states[differ],
                     twin_scaled_return=ev.scaled_return,
+                    regret_pairs_compared=compared,
+                    regret_pairs_differing=differing,
                 )
     return found
+
+
+def _regret_disagreement(
+    mdp: DeliveryMDP,
+    truth: Solution,
+    twin: Solution,
+    twin_weights: np.ndarray,
+    states: np.ndarray,
+    actions: np.ndarray,
+    gamma: float,
+    max_segments: int = 3000,
+) -> tuple[int, int]:
+    """(pairs compared, pairs whose noiseless regret labels differ) between two rewards."""
+    from sandbox.preferences.segment_models import STAT_DECIMALS, regret
+
+    ra = np.round(regret(mdp.reward(), truth.V, states, actions, gamma), STAT_DECIMALS)
+    rb = np.round(regret(mdp.reward(twin_weights), twin.V, states, actions, gamma), STAT_DECIMALS)
+    m = len(ra)
+    if m <= max_segments:
+        i, j = np.triu_indices(m, k=1)
+    else:
+        rng = np.random.default_rng(0)
+        i, j = rng.integers(0, m, size=(2, 1_000_000))
+        keep = i != j
+        i, j = i[keep], j[keep]
+    differ = np.sign(ra[i] - ra[j]) != np.sign(rb[i] - rb[j])
+    return int(len(i)), int(differ.sum())

@@ -46,8 +46,10 @@ from sandbox.preferences.segment_models import label_pairs, sample_segment_pairs
 from sandbox.study import Preset, RunContext, Study
 
 MODELS = ("partial_return", "regret")
-# The identifiability example: coins in the top-left corner, the goal bottom-right.
-TWIN_LAYOUT = "CC...\n....G"
+# The identifiability example: coins in one corner, the goal in the other (the corridor is
+# the fallback for segment lengths where the 2x5 board has no single-weight twin).
+TWIN_LAYOUTS = ("CC...\n....G", "CC.....G")
+MAX_TWIN_SEGMENT_LENGTH = 5
 
 
 class RegretConfig(StudyConfig):
@@ -246,17 +248,20 @@ def twin_example(segment_length: int = 3, gamma: float = 0.999) -> str:
     """Markdown for the non-identifiability example, found by exhaustive search."""
     from envs.delivery import ACTIONS
 
-    mdp = DeliveryMDP.from_layout(TWIN_LAYOUT, name="twin-example")
-    twin = find_partial_return_twin(mdp, segment_length, gamma)
+    for layout_text in TWIN_LAYOUTS:
+        mdp = DeliveryMDP.from_layout(layout_text, name="twin-example")
+        twin = find_partial_return_twin(mdp, segment_length, gamma)
+        if twin is not None:
+            break
     lines = ["## Partial return is not identifiable: a concrete pair of rewards", ""]
     layout = "\n".join("    " + row for row in mdp.render().splitlines())
     if twin is None:
         return "\n".join(
             lines
             + [
-                f"No single-weight change of the default reward on this MDP gives identical "
+                f"No single-weight change of the default reward on these MDPs gives identical "
                 f"partial-return preferences over all length-{segment_length} segments with a "
-                f"different optimal policy:",
+                f"different optimal policy; the last one tried:",
                 "",
                 layout,
             ]
@@ -283,7 +288,9 @@ def twin_example(segment_length: int = 3, gamma: float = 0.999) -> str:
         f"{len(mdp.start_states)} start states (e.g. at row {row}, column {col}: A goes "
         f"{acts(truth[s])}, B goes {acts(other[s])}); B's optimal policy has scaled return "
         f"{twin.twin_scaled_return:.3f} under A (1 = optimal, 0 = uniform random). Regret "
-        f"preferences separate them: regret depends on V*, which differs.",
+        f"preferences do tell them apart: {twin.regret_pairs_differing} of the "
+        f"{twin.regret_pairs_compared} unordered segment pairs get different noiseless regret "
+        f"labels under A and B.",
     ]
     return "\n".join(lines)
 
@@ -349,7 +356,9 @@ def summarize(results: pd.DataFrame, manifest: dict[str, Any] | None = None) -> 
             "",
         ]
     cfgs = [r.get("config", {}) for r in (manifest or {}).get("runs", {}).values()]
-    seg = int(cfgs[0].get("segment_length", 3)) if cfgs else 3
+    # the shortest segment length of the runs, capped: the search enumerates 4^k segments
+    seg = min([int(c.get("segment_length", 3)) for c in cfgs] or [3])
+    seg = min(seg, MAX_TWIN_SEGMENT_LENGTH)
     gamma = float(cfgs[0].get("gamma", 0.999)) if cfgs else 0.999
     out += [twin_example(seg, gamma)]
     return "\n".join(out)
