@@ -276,20 +276,24 @@ class ProgressCoevolveStudy(Study):
             verdicts.append(f"- {alg}: keeps {m:.0%} of the unaided progress: {state}{weak_note}.")
         lines += ["", *verdicts]
         static_ok = slowed("static")
-        follower_ok = any(slowed(a) for a in FOLLOWERS)
-        stall_all = stalled("static") and any(stalled(a) for a in FOLLOWERS)
-        if static_ok and follower_ok:
+        slowed_f = [a for a in FOLLOWERS if slowed(a)]
+        stalled_f = [a for a in FOLLOWERS if stalled(a)]
+        if static_ok and slowed_f:
             verdict = (
-                "**Supported**: both the static AI and a purely following AI significantly "
-                "reduce the humans' progress under strong influence"
-                + (
-                    ", and both keep under half of it (a stall)."
-                    if stall_all
-                    else "; 'stall' is too strong for at least one of them (see the ratios)."
-                )
+                "**Supported**: the static AI and a following AI "
+                f"({', '.join(slowed_f)}) significantly reduce the humans' progress under "
+                "strong influence. "
             )
-        elif static_ok or follower_ok:
-            which = "static" if static_ok else "following"
+            if stalled("static") and stalled_f:
+                verdict += (
+                    f"The static AI and {', '.join(stalled_f)} keep under half of it (a stall)"
+                )
+                rest = [a for a in slowed_f if a not in stalled_f]
+                verdict += f"; {', '.join(rest)} only slows it." if rest else "."
+            else:
+                verdict += "'Stall' is too strong for at least one of them (see the ratios)."
+        elif static_ok or slowed_f:
+            which = "static" if static_ok else f"following ({', '.join(slowed_f)})"
             verdict = f"**Partly supported**: only the {which} AI significantly slows progress."
         else:
             verdict = "**Not supported**: no significant slowdown of human progress by these AIs."
