@@ -117,10 +117,9 @@ class ProgressCoevolveStudy(Study):
             grid={
                 "algorithm": list(ALGORITHMS),
                 "influence": [0.0, 0.1, 0.3, 0.5, 0.8],
-                "extrapolation_order": [1, 2],
             },
             seeds=10,
-            description="6 algorithms x 5 influences x orders 1-2 x 10 seeds, 40 steps, 10,000 humans",
+            description="6 algorithms x 5 influences x 10 seeds, 40 steps, 10,000 humans",
         ),
     }
 
@@ -213,19 +212,29 @@ class ProgressCoevolveStudy(Study):
             "by the same population's without the AI (1 = no lock-in; lock_in = 1 - ratio)."
         )
         shown = [*SCORES, "progress_ratio", "value_diversity"]
-        table = mean_ci(final[final["metric"].isin(shown)], ["influence", "algorithm", "metric"])
-        wide = table.assign(
-            cell=[
-                f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if not math.isnan(m) else "—"
-                for m, lo, hi in zip(table["mean"], table["lo"], table["hi"], strict=True)
-            ]
-        ).pivot(index=["influence", "algorithm"], columns="metric", values="cell")
-        wide = wide[[c for c in shown if c in wide.columns]].reset_index()
-        out += ["", "## Scores per algorithm and influence", "", markdown_table(wide)]
-        out += ["", "## Claims", ""]
-        out += self._claim_lock_in(final)
-        out += [""]
-        out += self._claim_predict(final)
+        from sandbox.report import varied_keys
+
+        # other varied settings (e.g. extrapolation_order): one section per combination
+        other = [k for k in varied_keys(final) if k not in ("algorithm", "influence")]
+        groups = final.groupby(other, dropna=False) if other else [((), final)]
+        for keys, part in groups:
+            keys = keys if isinstance(keys, tuple) else (keys,)
+            if other:
+                setting = ", ".join(f"{k} = {v}" for k, v in zip(other, keys, strict=True))
+                out += ["", f"## Setting: {setting}"]
+            table = mean_ci(part[part["metric"].isin(shown)], ["influence", "algorithm", "metric"])
+            wide = table.assign(
+                cell=[
+                    f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if not math.isnan(m) else "—"
+                    for m, lo, hi in zip(table["mean"], table["lo"], table["hi"], strict=True)
+                ]
+            ).pivot(index=["influence", "algorithm"], columns="metric", values="cell")
+            wide = wide[[c for c in shown if c in wide.columns]].reset_index()
+            out += ["", "## Scores per algorithm and influence", "", markdown_table(wide)]
+            out += ["", "## Claims", ""]
+            out += self._claim_lock_in(part)
+            out += [""]
+            out += self._claim_predict(part)
         return "\n".join(out)
 
     @staticmethod
