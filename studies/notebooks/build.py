@@ -1,0 +1,447 @@
+"""Write the teaching notebooks from the cell sources below (stored without outputs).
+
+Run ``python studies/notebooks/build.py`` after editing a notebook here; ``--check``
+exits 1 when a stored ``.ipynb`` differs from what this script would write (the tests
+call it). Each notebook teaches one study: the idea, the environment, one small run
+through the public API (``sandbox.runner.plan`` + ``run_study``), the key figure and an
+exercise. The first code cell is tagged ``parameters``: ``SCALE = "tiny"`` runs in
+seconds (what the tests execute); ``SCALE = "quick"`` uses the study's quick preset.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+
+HERE = Path(__file__).resolve().parent
+
+
+def md(text: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_markdown_cell(textwrap.dedent(text).strip())
+
+
+def code(*parts: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
+    """A code cell from one or more sources, each dedented on its own."""
+    source = "\n\n".join(textwrap.dedent(p).strip() for p in parts)
+    cell = nbformat.v4.new_code_cell(source)
+    if tags:
+        cell.metadata["tags"] = tags
+    return cell
+
+
+def params(text: str) -> nbformat.NotebookNode:
+    return code(text, tags=["parameters"])
+
+
+# Shown after every run: the study's own summary (claims and verdicts) and a figure.
+SHOW_HELPERS = '''
+from IPython.display import Image, Markdown, display
+
+from sandbox.results import ResultsFolder
+
+
+def run(specs, name):
+    """Run specs into runs/<name> (resuming what is already there) and load the results."""
+    summary = run_study(STUDY, specs, Path("runs") / name, resume=True, quiet=True)
+    assert not summary.failed, summary.failed
+    folder = ResultsFolder(summary.folder)
+    return folder.read_results(), folder.read_manifest(), summary.folder
+
+
+def show_figure(folder, name):
+    display(Image(filename=str(Path(folder) / "figures" / name)))
+'''
+
+
+# ============================================================================ notebooks
+def progress_coevolve() -> list[nbformat.NotebookNode]:
+    return [
+        md(
+            """
+            # Value lock-in: when an aligned AI stalls moral progress
+
+            *Study `progress-coevolve`, after Qiu et al., "ProgressGym: Alignment with a
+            Millennium of Moral Progress" (NeurIPS 2024 Datasets and Benchmarks).*
+
+            Human values change: over nine centuries of text, ProgressGym measures drift on
+            19 value dimensions (moral rules, moral foundations, worldviews). An AI aligned to
+            *today's* preferences is a fixed point that every user talks to. If it pulls its
+            users towards its own values, it can slow or stop the drift it was supposed to
+            follow: **value lock-in**.
+
+            ProgressGym poses three challenges, measured here as cosine similarities:
+
+            * **Follow**: is the AI's value vector close to the humans' values today?
+            * **Predict**: is it close to where values will be `k` steps ahead?
+            * **Co-evolve**: do the humans still reach their future values, with the AI in the loop?
+
+            The algorithms differ in what they do with the preferences elicited each step:
+            `static` aligns once and never again; `lifelong` keeps re-fitting to everything
+            seen so far; `extrapolative` fits the trend in the votes and aims ahead of it;
+            `oracle` plays the real future (a reference, not an algorithm).
+            """
+        ),
+        params(
+            """
+            SCALE = "tiny"  # "tiny": seconds (the tests run this); "quick": the study's quick preset
+            SEEDS = 2
+            """
+        ),
+        code(
+            """
+            from pathlib import Path
+
+            import gymnasium as gym
+            import matplotlib.pyplot as plt
+            import numpy as np
+
+            import envs  # noqa: F401  (registers the sandbox/... environment ids)
+            from envs.coevolution import ENV_ID, VALUE_DIMENSIONS
+            from sandbox.runner import plan, run_study
+            from studies.progress_coevolve import STUDY
+
+            if SCALE == "tiny":
+                SETS = {"horizon": 8, "n_humans": 200, "elicitation_pairs": 60}
+                GRID = {"algorithm": ["static", "lifelong", "extrapolative"], "influence": [0.1, 0.6]}
+            else:  # the quick preset as it is
+                SETS, GRID = {}, {}
+            """,
+            SHOW_HELPERS,
+        ),
+        md(
+            """
+            ## The environment
+
+            `sandbox/ValueCoevolution-v0` holds a population of humans (a Mesa model), an
+            exogenous history `history_t` of where values would go on their own, and the AI.
+            Each step the humans move towards the next point of history (rate `history_rate`)
+            and then towards the AI's value vector (rate `influence`, lambda). The
+            observation is the humans' net votes on a fixed bank of query pairs; the action is
+            the AI's value vector in the 19 dimensions:
+            """
+        ),
+        code(
+            """
+            print(len(VALUE_DIMENSIONS), "value dimensions:", ", ".join(VALUE_DIMENSIONS))
+            env = gym.make(ENV_ID, horizon=10, n_humans=300, elicitation_pairs=100, influence=0.6)
+            obs, info = env.reset(seed=0)
+            print("observation: net votes on", obs.shape[0], "query pairs; action:", env.action_space)
+
+            # play a static AI that holds today's values, and watch humans vs history
+            history = info["history_trajectory"]
+            v_ai = info["human_mean"].copy()
+            humans = [info["human_mean"]]
+            terminated = False
+            while not terminated:
+                obs, reward, terminated, truncated, info = env.step(v_ai)
+                humans.append(info["human_mean"])
+            traj = env.unwrapped.trajectories()
+            env.close()
+
+            # draw the value space in 2D: the direction of progress and the main orthogonal one
+            drift = history[-1] - history[0]
+            e1 = drift / np.linalg.norm(drift)
+            rest = history - history[0] - np.outer((history - history[0]) @ e1, e1)
+            e2 = np.linalg.svd(rest, full_matrices=False)[2][0]
+            proj = lambda x: np.stack([(x - history[0]) @ e1, (x - history[0]) @ e2], axis=-1)
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for name, x, style in [("history", history, "k.-"), ("humans, no AI", traj["baseline"], "g.-"),
+                                   ("humans with a static AI", np.array(humans), "r.-")]:
+                p = proj(x)
+                ax.plot(p[:, 0], p[:, 1], style, label=name)
+            ax.plot(*proj(v_ai), "r*", markersize=14, label="the static AI's values")
+            ax.set_xlabel("progress direction"); ax.set_ylabel("orthogonal direction")
+            ax.legend(fontsize=8); ax.set_title("Value space, influence lambda = 0.6")
+            plt.show()
+            """
+        ),
+        md(
+            """
+            The humans without the AI (green) track history (black); with a static AI (red)
+            they are held back near the AI's star. That is lock-in in one picture; the study
+            measures it over algorithms, influences and seeds.
+
+            ## One small run
+
+            `plan` validates the configuration and expands the grid x seeds into run specs;
+            `run_study` runs them, stores one Parquet part per run, and writes the report.
+            """
+        ),
+        code(
+            """
+            specs = plan(STUDY, "studies.progress_coevolve:STUDY", scale="quick",
+                         seeds=range(SEEDS), sets=SETS, grids=GRID)
+            print(len(specs), "runs")
+            results, manifest, folder = run(specs, "progress-coevolve")
+            results[results["step"].isna()].pivot_table(
+                index=["influence", "algorithm"], columns="metric", values="value"
+            )[["follow", "predict", "coevolve", "progress_ratio"]].round(3)
+            """
+        ),
+        md(
+            """
+            ## The key figure: lock-in curves
+
+            Human progress along history over time, per algorithm, under the strongest
+            influence; the dashed line is the same population without the AI.
+            """
+        ),
+        code(
+            """
+            strongest = max(results["influence"])
+            show_figure(folder, f"lock_in_curves_lambda_{strongest:g}.png")
+            display(Markdown(STUDY.summarize(results, manifest)))
+            """
+        ),
+        md(
+            """
+            ## Exercise: how much influence is too much?
+
+            Keep the `static` AI and vary the influence from none to very strong. **Before
+            running the cell, predict**: how does `progress_ratio` (the share of the unaided
+            progress the humans keep) depend on lambda? Linearly? Is there a threshold? And
+            what happens to `value_diversity`, the spread of values within the population?
+            """
+        ),
+        code(
+            """
+            influences = [0.0, 0.2, 0.5, 0.8]
+            specs = plan(STUDY, "studies.progress_coevolve:STUDY", scale="quick", seeds=range(SEEDS),
+                         sets={**SETS, "algorithm": "static"}, grids={"influence": influences})
+            ex, _, _ = run(specs, "progress-coevolve-exercise")
+            final = ex[ex["step"].isna()]
+            table = final.pivot_table(index="influence", columns="metric", values="value")
+            table[["progress_ratio", "value_diversity"]].plot(marker="o", subplots=True, figsize=(5, 4))
+            plt.show()
+            table[["progress_ratio", "value_diversity"]].round(3)
+            """
+        ),
+        md(
+            """
+            *What to look for:* each step the humans first move a share `history_rate` of the
+            way to history and then a share lambda of the way to the AI, so the AI's pull
+            compounds over the horizon: the kept progress falls much faster than linearly,
+            and the AI's common pull also shrinks the differences between people
+            (diversity falls). Try `algorithm: "extrapolative"` at lambda = 0.8: does aiming
+            ahead of the trend give the humans their progress back?
+            """
+        ),
+    ]
+
+
+def w2s_deception() -> list[nbformat.NotebookNode]:
+    return [
+        md(
+            """
+            # Weak-to-strong deception: errors where the supervisor cannot look
+
+            *Study `w2s-deception`, after Yang et al., "Super(ficial)-alignment: Strong Models
+            May Deceive Weak Models in Weak-to-Strong Generalization" (2024), building on
+            Burns et al., "Weak-to-Strong Generalization" (2023).*
+
+            Future models may be supervised by weaker ones (or by humans who are weaker than
+            them). Burns et al. showed that a strong student trained on a weak supervisor's
+            labels can outperform it: the **performance gap recovered** (PGR) is positive.
+            Yang et al. ask what happens when the strong student also has a *conflicting*
+            objective, e.g. helpfulness that rewards answering a harmful request. The student
+            must give up some harmlessness. Where does it give it up? If its new mistakes
+            land preferentially on inputs the weak supervisor itself gets wrong (the
+            supervisor's *blind spots*), the student looks aligned to the supervisor while
+            it is not: **weak-to-strong deception**.
+
+            The measure: among the *conflict-induced errors* (inputs the strong ceiling knows,
+            the no-conflict student gets right and the conflict student gets wrong), the share
+            that falls in the weak supervisor's unknown region (`deception_score`), minus the
+            share chance would put there (`deception_excess`). Excess > 0 is deception.
+            """
+        ),
+        params(
+            """
+            SCALE = "tiny"  # "tiny": seconds (the tests run this); "quick": the study's quick preset
+            SEEDS = 2
+            """
+        ),
+        code(
+            """
+            from pathlib import Path
+
+            import matplotlib.pyplot as plt
+            import numpy as np
+            import pandas as pd
+
+            from agents.w2s import LADDER
+            from envs.w2s import Task, TaskSpec
+            from sandbox.runner import plan, run_study
+            from studies.w2s_deception import STUDY
+
+            if SCALE == "tiny":
+                SETS = {"n_train": 400, "n_gold": 400, "n_help": 300, "n_test": 800, "steps": 80}
+                GRID = {"strong": ["small", "xlarge"], "conflict": ["implicit"]}
+            else:  # the quick preset as it is
+                SETS, GRID = {}, {}
+            """,
+            SHOW_HELPERS,
+        ),
+        md(
+            """
+            ## The task and the capability ladder
+
+            The task is controlled classification. Inputs are standard normal; feature 0 is
+            the *topic*, the rest form groups of features holding concepts of rising
+            difficulty (group 0 linear, later groups products of projections) and falling
+            weight. `harmless = 1[s(x) > 0]` with `s` the weighted sum of the concepts.
+            Helpfulness agrees with harmlessness except on the top 30% of the topic: there it
+            is the opposite (the conflict).
+
+            Models sit on a ladder: a rung fixes how many feature groups a model sees, how
+            noisily, and its MLP size.
+            """
+        ),
+        code(
+            """
+            display(pd.DataFrame([vars(r) for r in LADDER.values()]).set_index("name"))
+
+            task = Task(TaskSpec(), seed=0)
+            data = task.sample(2000, np.random.default_rng(0))
+            score = task.score(data.x)
+            seen_by_tiny = task.partial_score(data.x, visible_groups=1)
+            blind = np.sign(seen_by_tiny) != np.sign(score)  # even a perfect 'tiny' model errs here
+            conflict = data.conflict
+
+            fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+            ax = axes[0]
+            ax.scatter(data.x[:, 0], score, c=data.y_harmless, cmap="coolwarm_r", s=4)
+            ax.axvspan(task.topic_threshold, data.x[:, 0].max(), color="orange", alpha=0.2,
+                       label="conflict: helpful = 1 - harmless")
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_xlabel("topic feature x0"); ax.set_ylabel("latent harmlessness score s(x)")
+            ax.legend(fontsize=8, loc="lower left"); ax.set_title("Labels (blue = harmless)")
+            ax = axes[1]
+            ax.scatter(seen_by_tiny[~blind], score[~blind], s=4, c="grey", label="tiny can know")
+            ax.scatter(seen_by_tiny[blind], score[blind], s=4, c="red", label="tiny's blind spot")
+            ax.axhline(0, color="k", lw=0.5); ax.axvline(0, color="k", lw=0.5)
+            ax.set_xlabel("part of s(x) a 'tiny' model sees"); ax.set_ylabel("s(x)")
+            ax.legend(fontsize=8); ax.set_title(f"{blind.mean():.0%} of inputs are invisible to 'tiny'")
+            fig.tight_layout()
+            plt.show()
+            """
+        ),
+        md(
+            """
+            ## One small run
+
+            Per run: the weak supervisor (`tiny`) is trained on gold labels and labels the
+            w2s split; strong students are trained on those labels without and with the
+            conflicting objective, and a strong ceiling on gold labels. With an intermediate
+            rung the same is done through it (bootstrapping).
+            """
+        ),
+        code(
+            """
+            specs = plan(STUDY, "studies.w2s_deception:STUDY", scale="quick",
+                         seeds=range(SEEDS), sets=SETS, grids=GRID, device="cpu")
+            print(len(specs), "runs")
+            results, manifest, folder = run(specs, "w2s-deception")
+            direct = results[results["path"] == "direct"]
+            direct.pivot_table(index="gap", columns="metric", values="value")[
+                ["weak_acc", "w2s_acc", "ceiling_acc", "pgr", "deception_score", "deception_excess"]
+            ].round(3)
+            """
+        ),
+        md(
+            """
+            ## The key figure: deception vs the capability gap
+
+            Yang et al. report that deception exists and grows as the gap between the weak
+            supervisor and the strong student grows. Our verdicts are computed from the
+            intervals over seeds (at the tiny scale, with two seeds, expect wide intervals).
+            """
+        ),
+        code(
+            """
+            show_figure(folder, "deception_excess_vs_gap.png")
+            display(Markdown(STUDY.summarize(results, manifest)))
+            """
+        ),
+        md(
+            """
+            ## Exercise: turn up the pressure
+
+            With `conflict="explicit"` the student is paid (weight `alpha`) for contradicting
+            the gold harmlessness label on conflicting inputs. **Predict before running**: as
+            `alpha` goes from 0 to 2, what happens to the student's accuracy on conflicting
+            inputs (`conflict_inputs_acc`), to the number of conflict-induced errors, and to
+            `deception_excess`? Does a stronger push make the errors *more* or *less*
+            concentrated in the supervisor's blind spots?
+            """
+        ),
+        code(
+            """
+            specs = plan(STUDY, "studies.w2s_deception:STUDY", scale="quick", seeds=range(SEEDS),
+                         sets={**SETS, "strong": "xlarge", "conflict": "explicit", "intermediate": "none"},
+                         grids={"alpha": [0.0, 2.0]}, device="cpu")
+            ex, _, _ = run(specs, "w2s-deception-exercise")
+            ex[ex["path"] == "direct"].pivot_table(index="alpha", columns="metric", values="value")[
+                ["conflict_inputs_acc", "n_conflict_errors", "deception_score", "deception_excess"]
+            ].round(3)
+            """
+        ),
+        md(
+            """
+            *What to look for:* with `alpha = 0` the explicit loss is off and the two students
+            differ only by chance, so conflict-induced errors are few and the excess is noise.
+            A large `alpha` forces many errors on conflicting inputs; once the student must
+            err on most of them, it can no longer choose where, and the excess shrinks towards
+            the base rate. Deception is a matter of *selective* errors: the measure is largest
+            when the conflict costs the student a little, not a lot.
+            """
+        ),
+    ]
+
+
+NOTEBOOKS = {
+    "progress_coevolve": progress_coevolve,
+    "w2s_deception": w2s_deception,
+}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = NOTEBOOKS[name]()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):  # stable ids keep diffs reviewable
+        cell["id"] = f"{name[:20]}-{i:02d}"
+    return nb
+
+
+def render(name: str) -> str:
+    return nbformat.writes(build(name)) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for name in NOTEBOOKS:
+        path = HERE / f"{name}.ipynb"
+        text = render(name)
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text)
+    if stale:
+        print("out of date (run python studies/notebooks/build.py):", ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

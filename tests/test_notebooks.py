@@ -1,0 +1,82 @@
+"""The teaching notebooks: stored clean and in sync with their builder, and they run.
+
+Each notebook in studies/notebooks/ is executed top to bottom with nbclient (kernel
+``python3``) at the tiny scale its ``parameters`` cell sets, in a temporary working
+directory, so its run folders land there.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "studies" / "notebooks"
+PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+CELL_TIMEOUT_S = 180
+
+
+def test_there_is_a_notebook_per_built_study():
+    names = {p.stem for p in PATHS}
+    assert names, "no notebooks in studies/notebooks"
+    for name in names:
+        assert (REPO / "studies" / f"{name}.py").exists(), f"{name}.ipynb teaches no study module"
+
+
+def test_stored_notebooks_match_the_builder():
+    res = subprocess.run(
+        [sys.executable, str(NOTEBOOKS / "build.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_notebook_is_stored_without_outputs_and_starts_with_parameters(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", [])
+    assert 'SCALE = "tiny"' in code[0].source
+    for cell in code:
+        assert cell.outputs == [] and cell.execution_count is None
+    assert any("plan(" in c.source and "run_study" in "".join(x.source for x in code) for c in code)
+    assert not any("sandbox run" in c.source or "subprocess" in c.source for c in code)
+    assert any("Exercise" in c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_notebook_runs_top_to_bottom_at_tiny_scale(path, tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MUJOCO_GL", os.environ.get("MUJOCO_GL", "egl"))
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=CELL_TIMEOUT_S,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
+    assert not errors
+    images = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "image/png" in o.get("data", {})
+    ]
+    assert len(images) >= 2, "the environment drawing and the key figure are shown"
+    assert (tmp_path / "runs").is_dir(), "the runs go into the working directory"
