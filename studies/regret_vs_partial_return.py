@@ -398,7 +398,9 @@ def plot(
             g = g.sort_values("n_prefs")
             color, ls = styles.get((gen, learn), ("gray", ":"))
             ax.plot(g["n_prefs"], g["mean"], ls, color=color, marker="o", label=f"{gen} -> {learn}")
-            lo, hi = g["lo"].fillna(g["mean"]), g["hi"].fillna(g["mean"])
+            # a fraction lies in [0, 1]: clip the t-interval's band for display
+            lo = g["lo"].fillna(g["mean"]).clip(0, 1)
+            hi = g["hi"].fillna(g["mean"]).clip(0, 1)
             ax.fill_between(g["n_prefs"], lo, hi, color=color, alpha=0.15)
         ax.set_xscale("log")
         ax.set_xlabel("preferences per MDP")

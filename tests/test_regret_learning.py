@@ -159,6 +159,8 @@ def test_partial_return_twin_is_real() -> None:
     mdp = DeliveryMDP.from_layout("CC...\n....G")
     twin = find_partial_return_twin(mdp, 3, GAMMA)
     assert twin is not None and twin.labels_equal
+    assert twin.n_segments == 9 * 4**3 and twin.regret_pairs_compared == 576 * 575 // 2
+    assert twin.regret_pairs_differing > 0
     other = mdp.with_weights(twin.twin_weights)
     rng = np.random.default_rng(0)
     pairs = sample_segment_pairs(mdp.next_state, mdp.start_states, 20000, 3, rng)

@@ -186,6 +186,11 @@ def discounts(length: int, gamma: float) -> np.ndarray:
     return gamma ** np.arange(length, dtype=np.float64)
 
 
+def _discounted_sum(per_step: np.ndarray, gamma: float) -> np.ndarray:
+    """sum_t gamma^t x[..., t] (einsum: several times faster than a matmul on (N, 2, k))."""
+    return np.einsum("...t,t->...", per_step, discounts(per_step.shape[-1], gamma))
+
+
 def segment_features(
     features: np.ndarray, states: np.ndarray, actions: np.ndarray, gamma: float = 1.0
 ) -> np.ndarray:
@@ -204,7 +209,7 @@ def regret(
 ) -> np.ndarray:
     """Deterministic-transition regret V*(s_0) - (sum_t gamma^t r_t + gamma^k V*(s_k)), >= 0."""
     k = actions.shape[-1]
-    ret = rewards[states[..., :-1], actions] @ discounts(k, gamma)
+    ret = _discounted_sum(rewards[states[..., :-1], actions], gamma)
     return values[states[..., 0]] - (ret + gamma**k * values[states[..., -1]])
 
 
@@ -212,7 +217,7 @@ def regret_from_advantage(
     advantage: np.ndarray, states: np.ndarray, actions: np.ndarray, gamma: float
 ) -> np.ndarray:
     """Optimal-advantage regret -sum_t gamma^t A*(s_t, a_t) (valid for stochastic transitions)."""
-    return -(advantage[states[..., :-1], actions] @ discounts(actions.shape[-1], gamma))
+    return -_discounted_sum(advantage[states[..., :-1], actions], gamma)
 
 
 def segment_statistic(
