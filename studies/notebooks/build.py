@@ -402,7 +402,177 @@ def w2s_deception() -> list[nbformat.NotebookNode]:
     ]
 
 
+def regret_vs_partial_return() -> list[nbformat.NotebookNode]:
+    return [
+        md(
+            """
+            # Regret vs partial return: what does a human preference mean?
+
+            *Study `regret-vs-partial-return`, after Knox, Hatgis-Kessell, Booth, Niekum,
+            Stone, Allievi, "Models of human preference for learning reward functions"
+            (TMLR 2024).*
+
+            RLHF learns a reward from people's choices between two trajectory segments. To
+            do so it needs a model of *why* a person prefers one segment: the standard
+            answer is its **partial return**, the sum of rewards along it. Knox et al.
+            propose **regret** instead: a person prefers the segment that deviates less from
+            optimal decision-making (given where each segment starts and ends). A segment that
+            collects no reward but makes good progress to the goal has low regret and low
+            partial return.
+
+            The choice matters twice. (1) Identifiability: some different rewards produce
+            *identical* partial-return preferences over every segment pair, yet have
+            different optimal policies; regret preferences tell them apart. (2) Sample
+            efficiency: learning with the regret model yields better-aligned rewards from the
+            same number of preferences. The study checks both on random delivery gridworlds.
+            """
+        ),
+        params(
+            """
+            SCALE = "tiny"  # "tiny": seconds (the tests run this); "quick": the study's quick preset
+            SEEDS = 2
+            """
+        ),
+        code(
+            """
+            from pathlib import Path
+
+            import matplotlib.pyplot as plt
+            import numpy as np
+            import pandas as pd
+
+            from envs.delivery import FEATURES, DeliveryMDP, random_mdp
+            from sandbox.preferences.segment_models import sample_segment_pairs, segment_statistic
+            from sandbox.runner import plan, run_study
+            from studies.regret_vs_partial_return import STUDY, twin_example
+
+            if SCALE == "tiny":
+                SETS = {"n_mdps": 3, "n_heldout": 50, "library_size": 16}
+                GRID = {"n_prefs": [30, 300], "temperature": [0.0]}  # both generators and learners
+            else:  # the quick preset as it is
+                SETS, GRID = {}, {}
+            """,
+            SHOW_HELPERS,
+        ),
+        md(
+            """
+            ## The environment: delivery gridworlds
+
+            Cells are blank `.`, goal `G` (terminal), coin `C`, sheep `S`, roadblock `R`,
+            mud `M` and houses `H`; four deterministic moves. The reward is linear in six
+            features, `w . [gas, goal, sheep, coin, roadblock, mud]`. Here is one of the
+            random MDPs of seed 0, and two random length-3 segments compared by both models:
+            """
+        ),
+        code(
+            """
+            mdp = random_mdp(np.random.SeedSequence([0, 0, 0]))
+            print(mdp.render())
+            print(dict(zip(FEATURES, mdp.weights)))
+            gamma = 0.999
+            V = mdp.solve(gamma).V
+            rng = np.random.default_rng(0)
+            pairs = sample_segment_pairs(mdp.next_state, mdp.start_states, 2000, 3, rng)
+            pr = segment_statistic("partial_return", mdp.reward(), pairs.states, pairs.actions)
+            rg = segment_statistic("regret", mdp.reward(), pairs.states, pairs.actions, V, gamma)
+            pr_pref, rg_pref = np.sign(pr[:, 0] - pr[:, 1]), np.sign(rg[:, 0] - rg[:, 1])
+            print(f"the two models disagree (strictly, or tie vs preference) on "
+                  f"{np.mean(pr_pref != rg_pref):.0%} of {len(pr)} random segment pairs")
+            i = int(np.flatnonzero((pr_pref != rg_pref) & (pr_pref != 0) & (rg_pref != 0))[0])
+            pd.DataFrame({"states": [pairs.states[i, 0], pairs.states[i, 1]],
+                          "partial return": pr[i], "-regret": rg[i]}, index=["segment 1", "segment 2"])
+            """
+        ),
+        md(
+            """
+            The partial-return model prefers one segment, the regret model the other: the
+            same person-choice means different things to the two models, and a reward
+            learner that assumes the wrong one fits the wrong reward.
+
+            The study also searches, exhaustively, for two rewards that no amount of
+            partial-return preferences can tell apart:
+            """
+        ),
+        code(
+            """
+            display(Markdown(twin_example(segment_length=3)))
+            """
+        ),
+        md(
+            """
+            ## One small run
+
+            Each run is one seed over its own sample of `n_mdps` random MDPs. A simulated
+            human labels `n_prefs` segment pairs with one model (`generator`); a linear reward
+            is learned assuming one model (`learner`); an MDP counts as solved when the
+            learned reward's optimal policy reaches 90% of the optimal (scaled) return.
+            """
+        ),
+        code(
+            """
+            specs = plan(STUDY, "studies.regret_vs_partial_return:STUDY", scale="quick",
+                         seeds=range(SEEDS), sets=SETS, grids=GRID, device="cpu")
+            print(len(specs), "runs")
+            results, manifest, folder = run(specs, "regret-vs-partial-return")
+            near = results[results["metric"] == "near_optimal_frac"]
+            near.pivot_table(index=["generator", "learner"], columns="n_prefs", values="value").round(2)
+            """
+        ),
+        md(
+            """
+            ## The key figure
+
+            The fraction of MDPs where the learned reward is near-optimal, against the number
+            of preferences, for each generator -> learner pair. Knox et al.'s claim:
+            regret -> regret (solid blue) lies above partial_return -> partial_return (solid
+            orange). With a tiny number of MDPs and seeds the bands are wide; `SCALE =
+            "quick"` runs the study's preset.
+            """
+        ),
+        code(
+            """
+            show_figure(folder, "near_optimal_vs_n_prefs.png")
+            text = STUDY.summarize(results, manifest)
+            display(Markdown(text.split("## Partial return is not identifiable")[0]))
+            """
+        ),
+        md(
+            """
+            ## Exercise: noisy humans
+
+            Real people are noisy. With `temperature = 1` the simulated human picks the
+            segment with the better statistic only with Boltzmann probability. **Predict
+            before running**: does noise hurt the regret learner or the partial-return learner
+            more? Could noise even *help* one of them (hint: a noiseless labeller says 'tie'
+            on many pairs, and a noisy one reveals how *much* better a segment is)?
+            """
+        ),
+        code(
+            """
+            specs = plan(STUDY, "studies.regret_vs_partial_return:STUDY", scale="quick",
+                         seeds=range(SEEDS), device="cpu",
+                         sets={**SETS, "n_prefs": 300},
+                         grids={"generator": ["partial_return", "regret"], "temperature": [0.0, 1.0]})
+            specs = [s for s in specs if s.config["generator"] == s.config["learner"]]
+            ex, _, _ = run(specs, "regret-exercise")
+            ex[ex["metric"] == "near_optimal_frac"].pivot_table(
+                index="generator", columns="temperature", values="value").round(2)
+            """
+        ),
+        md(
+            """
+            *What to look for:* Boltzmann noise carries information. A noiseless labeller
+            only reveals the *sign* of the difference between two segments; with noise, how
+            often a segment wins reveals how large the difference is, which pins down the
+            scale of the reward. Compare the two columns for each model, and then rerun with
+            `n_prefs` 30: with few preferences, is noise still a help?
+            """
+        ),
+    ]
+
+
 NOTEBOOKS = {
+    "regret_vs_partial_return": regret_vs_partial_return,
     "progress_coevolve": progress_coevolve,
     "w2s_deception": w2s_deception,
 }
