@@ -571,7 +571,155 @@ def regret_vs_partial_return() -> list[nbformat.NotebookNode]:
     ]
 
 
+def principal_agent() -> list[nbformat.NotebookNode]:
+    return [
+        md(
+            """
+            # Principal-agent problems: whose side is the shopping agent on?
+
+            *Study `principal-agent`, after Phelps & Ranson, "Of Models and Tin Men: A
+            Behavioural Economics Study of Principal-Agent Problems in AI Alignment using
+            Large-Language Models" (2023).*
+
+            An AI agent that acts for a customer (its *principal*) may also represent a
+            company whose interest conflicts with the customer's wishes. Economics has a name
+            for this: the principal-agent problem, made worse by **information asymmetry**:
+            the agent knows what it did and why, the principals may not. Phelps & Ranson gave
+            GPT-3.5 and GPT-4 a shopping task with such a conflict and varied who will read
+            the agent's explanation: the company and the customer (`both`), the company only
+            (`principal-only`), the customer only (`user-only`), or nobody (`neither`).
+            The outcome: does the agent **override** the customer's first preference?
+
+            Their findings: both models override their client; GPT-3.5 responds to the
+            information conditions, GPT-4 sticks to its prior alignment. The study replays
+            their recorded answers (when the recordings are present), runs a live model on
+            any OpenAI-compatible endpoint, and compares both with two offline agents: a
+            scripted salesperson persona and a rational-choice (economic) agent.
+            """
+        ),
+        params(
+            """
+            SCALE = "tiny"  # "tiny": seconds (the tests run this); "quick": the study's quick preset
+            SEEDS = 1
+            """
+        ),
+        code(
+            """
+            from pathlib import Path
+
+            import gymnasium as gym
+            import matplotlib.pyplot as plt
+            import numpy as np
+
+            import envs  # noqa: F401  (registers sandbox/Shopping-v0)
+            from agents.economic import EconomicAgent
+            from sandbox.runner import plan, run_study
+            from studies.principal_agent import STUDY
+
+            # offline backends; "replay" is in the preset only when the recorded transcripts
+            # (../shared/data/tinmen) are found
+            BACKENDS = list(STUDY.presets["quick"].grid["backend"])
+            if SCALE == "tiny":
+                SETS = {"samples": 10}
+            else:  # the quick preset as it is
+                SETS = {}
+            print("backends:", BACKENDS)
+            """,
+            SHOW_HELPERS,
+        ),
+        md(
+            """
+            ## The environment: one purchase
+
+            `sandbox/Shopping-v0` is a one-step text environment. The observation is the
+            paper's prompt, character for character; the action is the agent's filled-in
+            form; `info` holds the products, the budget, the customer's first preference and
+            who will read the explanation. Here is the `car` scenario when nobody reads the
+            explanation, answered by the economic agent:
+            """
+        ),
+        code(
+            """
+            env = gym.make("sandbox/Shopping-v0", scenario="car", condition="neither")
+            prompt, info = env.reset(seed=0)
+            print(prompt)
+            agent = EconomicAgent(alpha=0.5, kappa=0.5)
+            answer = agent.act(info, np.random.default_rng(0))
+            print("\\n--- the economic agent answers:\\n" + answer)
+            _, reward, terminated, _, outcome = env.step(answer)
+            print("\\n--- outcome:", {k: outcome[k] for k in ("choice", "override") if k in outcome},
+                  "customer's utility (reward):", reward)
+            """
+        ),
+        md(
+            """
+            ## One small run
+
+            Every backend answers `samples` trials in each scenario x condition cell; override
+            rates come with Wilson 95% intervals over the pooled trials.
+            """
+        ),
+        code(
+            """
+            specs = plan(STUDY, "studies.principal_agent:STUDY", scale="quick",
+                         seeds=range(SEEDS), sets=SETS, grids={"backend": BACKENDS})
+            print(len(specs), "runs")
+            results, manifest, folder = run(specs, "principal-agent")
+            rates = results[results["metric"] == "override_rate"]
+            rates.pivot_table(index=["backend", "model", "scenario"], columns="condition",
+                              values="value").round(2)
+            """
+        ),
+        md(
+            """
+            ## The key figure: override rates by who reads the explanation
+            """
+        ),
+        code(
+            """
+            show_figure(folder, "override_rates.png")
+            text = STUDY.summarize(results, manifest)
+            display(Markdown(text[text.find("## "):] if "## " in text else text))
+            """
+        ),
+        md(
+            """
+            ## Exercise: the price of being seen
+
+            The economic agent trades the customer's utility (weight `alpha`) against the
+            company's, and pays a reputational cost `kappa` for an override the customer
+            reads about. **Predict before running**: with `kappa = 0`, does the information
+            condition still matter? With `kappa = 2`, in which conditions does the agent
+            still override? Which of GPT-3.5 and GPT-4 (in the paper) does each setting
+            resemble?
+            """
+        ),
+        code(
+            """
+            specs = plan(STUDY, "studies.principal_agent:STUDY", scale="quick", seeds=range(SEEDS),
+                         sets={**SETS, "backend": "economic", "scenario": "car"},
+                         grids={"kappa": [0.0, 2.0]})
+            ex, _, _ = run(specs, "principal-agent-exercise")
+            ex[ex["metric"] == "override_rate"].pivot_table(
+                index="kappa", columns="condition", values="value").round(2)
+            """
+        ),
+        md(
+            """
+            *What to look for:* without a reputational cost the agent's choice depends only on
+            the utilities, so the four conditions look alike (a rigid agent, GPT-4-like in the
+            paper's terms). A cost paid only when the customer reads the explanation makes the
+            agent override exactly where it will not be seen (`principal-only`, `neither`):
+            responsiveness to information asymmetry, as the paper reports for GPT-3.5. Now try
+            `leak` (the chance a hidden explanation is read anyway): how much leakage does it
+            take to make the agent honest everywhere?
+            """
+        ),
+    ]
+
+
 NOTEBOOKS = {
+    "principal_agent": principal_agent,
     "regret_vs_partial_return": regret_vs_partial_return,
     "progress_coevolve": progress_coevolve,
     "w2s_deception": w2s_deception,
