@@ -409,6 +409,9 @@ def delivery_board(weights: Any = None) -> DeliveryMDP:
 class DeliveryEnv(gym.Env):
     """Gymnasium view of one :class:`DeliveryMDP`: discrete states, 4 actions, true reward.
 
+    ``mdp`` is the MDP to expose; without it, ``mdp_seed`` draws one from :func:`random_mdp`,
+    and with neither the fixed :func:`delivery_board` is used.
+
     ``reset`` draws the start uniformly from ``mdp.start_states`` (or uses
     ``options["state"]``); an episode terminates on entering a goal or sheep cell and is
     truncated after ``max_steps``. ``info["features"]`` is the transition's feature vector.
@@ -419,13 +422,13 @@ class DeliveryEnv(gym.Env):
     def __init__(
         self,
         mdp: DeliveryMDP | None = None,
-        seed: int | None = None,
+        mdp_seed: int | None = None,
         max_steps: int = 200,
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
         if mdp is None:
-            mdp = delivery_board() if seed is None else random_mdp(seed)
+            mdp = delivery_board() if mdp_seed is None else random_mdp(mdp_seed)
         self.mdp = mdp
         self.max_steps = int(max_steps)
         self.render_mode = render_mode
@@ -470,6 +473,6 @@ class DeliveryEnv(gym.Env):
 
 
 def register_envs() -> None:
-    """Register ``sandbox/Delivery-v0`` (the fixed board by default; ``seed=`` for a random MDP)."""
+    """Register ``sandbox/Delivery-v0`` (the fixed board by default; ``mdp_seed=`` for a random MDP)."""
     if "sandbox/Delivery-v0" not in gym.registry:
         gym.register(id="sandbox/Delivery-v0", entry_point="envs.delivery:DeliveryEnv")

@@ -136,6 +136,10 @@ def test_gym_env_is_check_env_clean_and_follows_the_mdp() -> None:
 
     env = gym.make("sandbox/Delivery-v0")
     check_env(env.unwrapped)
+    assert env.unwrapped.mdp.name == "delivery-board"
+    random_env = gym.make("sandbox/Delivery-v0", mdp_seed=4)
+    assert np.array_equal(random_env.unwrapped.mdp.grid, random_mdp(4).grid)
+    check_env(random_env.unwrapped)
     mdp = DeliveryMDP.from_layout("..G\n.S.\n...")
     env = DeliveryEnv(mdp)
     obs, info = env.reset(seed=0, options={"state": 0})
