@@ -182,9 +182,10 @@ class PluralisticMaxMinStudy(Study):
         "majority/minority annotator population: win rates per group, clustering, few-shot users"
     )
     paper = (
-        "Chakraborty et al., MaxMin-RLHF: Towards Equitable Alignment of Large Language Models "
-        "with Diverse Human Preferences, ICML 2024; Chen et al., PAL: Pluralistic Alignment "
-        "Framework for Learning from Heterogeneous Preferences, 2024"
+        "Chakraborty et al., MaxMin-RLHF: Alignment with Diverse Human Preferences (first titled "
+        "Towards Equitable Alignment of Large Language Models with Diverse Human Preferences), "
+        "ICML 2024; Chen, Chen, Rege, Vinayak, PAL: Pluralistic Alignment Framework for Learning "
+        "from Heterogeneous Preferences, arXiv:2406.08469, 2024"
     )
     Config = PluralisticConfig
     presets = {
@@ -378,8 +379,8 @@ def _claims(df: pd.DataFrame) -> list[str]:
 
     # 1. single-reward RLHF fails the minority more as its share shrinks
     lines.append(
-        "**Claim (MaxMin-RLHF, Sec. 3):** a single reward model fitted to pooled preferences "
-        "serves the minority worse the smaller its share."
+        "**Claim (MaxMin-RLHF, impossibility result):** a single reward model fitted to pooled "
+        "preferences serves the minority worse the smaller its share."
     )
     single = df[(df.method == "single") & (df.metric == "win_rate_minority")]
     if single.minority_share.nunique() >= 2:
@@ -400,8 +401,9 @@ def _claims(df: pd.DataFrame) -> list[str]:
 
     # 2. MaxMin raises the minority's win rate substantially
     lines.append(
-        "**Claim (MaxMin-RLHF, Sec. 5):** MaxMin alignment with the EM reward mixture raises "
-        "the minority's win rate substantially (the paper: by over 33% on its tasks) ..."
+        "**Claim (MaxMin-RLHF, experiments):** MaxMin alignment with the EM reward mixture "
+        "raises the minority's win rate substantially (the paper: by over 33%; with Tulu2-7B "
+        "and a 10:1 majority:minority ratio it reports about 42% -> 57% for the minority) ..."
     )
     ok_gain = False
     if {"single", "em_maxmin"} <= methods:
@@ -421,7 +423,10 @@ def _claims(df: pd.DataFrame) -> list[str]:
     lines.append("")
 
     # 3. ... without much cost to the majority
-    lines.append("**... without much cost to the majority.**")
+    lines.append(
+        "**... without much cost to the majority** (the paper's abstract: 'without compromising "
+        "the performance of majority groups'; its Tulu2-7B majority goes from about 70% to 57%)."
+    )
     if {"single", "em_maxmin"} <= methods:
         cost = -_paired(df, "win_rate_majority", "em_maxmin", "single")
         m, lo, hi = t_interval(cost.to_numpy())
@@ -454,7 +459,7 @@ def _claims(df: pd.DataFrame) -> list[str]:
     if len(purity):
         m, lo, hi = t_interval(purity.value.to_numpy())
         lines.append(
-            "**Claim (MaxMin-RLHF, Alg. 1):** the EM mixture recovers the user groups. "
+            "**Claim (MaxMin-RLHF, EM reward mixture):** EM recovers the user groups. "
             f"Ours: cluster purity {_ci(m, lo, hi)}. "
             f"**{'Supported' if lo >= 0.9 else 'Not supported'}** (criterion: purity interval above 0.9)."
         )
@@ -465,8 +470,9 @@ def _claims(df: pd.DataFrame) -> list[str]:
         acc = df[(df.metric == "unseen_user_accuracy")]
         top = acc.shots.max()
         lines.append(
-            "**Claim (PAL, Sec. 4):** the ideal-point mixture adapts to an unseen user from a few "
-            "of its comparisons, predicting that user better than one shared reward."
+            "**Claim (PAL, few-shot generalization):** the ideal-point mixture adapts to an unseen "
+            "user from a few of its comparisons, predicting that user better than one shared "
+            "reward."
         )
         if "single" in methods:
             diff = _paired(acc[acc.shots == top], "unseen_user_accuracy", "pal", "single")
