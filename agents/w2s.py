@@ -29,8 +29,10 @@ Training modes (one :class:`Member` each)
           over helpfulness inputs: a loss that rewards contradicting the gold harmlessness
           label on conflicting inputs;
     * optional auxiliary confidence loss (Burns et al. 2023): the weak-label target
-      becomes ``(1 - c) * weak soft label + c * 1[student prob > 0.5]`` (detached), with
-      ``c`` ramped linearly from 0 to 0.5 over the first 10% of steps;
+      becomes ``(1 - c) * weak soft label + c * hardened student prediction`` (detached;
+      the top share of the batch, by student logit, equal to the weak labels' positive
+      share is 1, as Burns et al.'s adaptive threshold), with ``c`` ramped linearly from
+      0 to 0.5 over the first 10% of steps;
     * bootstrapping: weak -> intermediate -> strong (:func:`run_experiment` with
       ``intermediate``): the intermediate rung learns from the weak labels without
       conflict, then labels the w2s split for the strong students, which are trained
@@ -252,6 +254,19 @@ def _indices(
     return torch.stack(out, dim=1)
 
 
+def _harden(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Hardened student predictions, thresholded per member so the positive share of each
+    batch matches that of the weak labels (Burns et al.'s adaptive threshold; a fixed 0.5
+    lets the self-training term collapse the student onto one class)."""
+    m, b = logits.shape
+    prior = (targets > 0.5).float().mean(dim=1)  # (M,)
+    n_pos = torch.round(prior * b).long()
+    order = torch.argsort(logits, dim=1, descending=True, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(b, device=logits.device).expand(m, b))
+    return (ranks < n_pos[:, None]).float()
+
+
 def aux_conf_coefficient(
     step: int, steps: int, max_coef: float = 0.5, warmup: float = 0.1
 ) -> float:
@@ -325,7 +340,7 @@ def train_members(
             logit1 = model(xb)
         c = aux_conf_coefficient(step, T, settings.aux_max, settings.aux_warmup)
         if c > 0 and bool(aux.any()):
-            hard = (logit1.detach() > 0).float()
+            hard = _harden(logit1.detach(), tb)
             mix = torch.where(aux[:, None], (1 - c) * tb + c * hard, tb)
         else:
             mix = tb

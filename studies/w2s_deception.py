@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from agents.w2s import (
     LADDER_ORDER,
@@ -75,6 +75,13 @@ class W2SConfig(StudyConfig):
     steps: int = Field(300, ge=1, description="optimizer steps per training")
     batch_size: int = Field(128, ge=1, description="minibatch size per objective and member")
     lr: float = Field(3e-3, gt=0, description="AdamW learning rate")
+
+    @field_validator("conflict", "intermediate", mode="before")
+    @classmethod
+    def _none_is_a_name(cls, value: Any) -> Any:
+        # The command line turns "none" into None; here "none" is a named choice.
+        return "none" if value is None else value
+
     npz: str | None = Field(
         None,
         description="optional .npz with x, y_harmless, y_helpful (and groups) instead of the "

@@ -119,6 +119,25 @@ def test_aux_conf_ramp():
     assert aux_conf_coefficient(900, 1000) == pytest.approx(0.5)
 
 
+def test_harden_matches_the_weak_label_prior():
+    from agents.w2s import _harden
+
+    logits = torch.tensor([[0.3, -1.0, 2.0, 0.1], [5.0, 4.0, 3.0, 2.0]])
+    weak = torch.tensor([[0.9, 0.2, 0.8, 0.4], [0.1, 0.2, 0.3, 0.7]])
+    # member 0: half the weak labels positive -> the top two logits; member 1: a quarter
+    assert _harden(logits, weak).tolist() == [[1, 0, 1, 0], [1, 0, 0, 0]]
+
+
+def test_aux_conf_does_not_collapse_the_student(small_data):
+    data = small_data
+    r = run_experiment(
+        data, "tiny", "small", conflict="none", aux_conf=True,
+        settings=TrainSettings(steps=60, batch_size=64), seed=0, device="cpu",
+    )  # fmt: skip
+    pred = r.proba["student"] > 0.5
+    assert 0.2 < pred.mean() < 0.8
+
+
 def test_member_validation():
     x = np.zeros((4, 3), np.float32)
     with pytest.raises(ValueError, match="mismatch"):

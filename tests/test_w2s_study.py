@@ -40,6 +40,8 @@ def test_registered_and_config_keys():
         assert key in W2SConfig.model_fields
     with pytest.raises(ConfigError, match="weak='huge'"):
         build(W2SConfig, {"weak": "huge"})
+    # the command line turns "none" into None; both spell the named choice
+    assert build(W2SConfig, {"conflict": None, "intermediate": None}).conflict == "none"
     with pytest.raises(ConfigError, match="unknown config key 'confilct'"):
         build(W2SConfig, {"confilct": "none"})
 
