@@ -76,7 +76,7 @@ def test_cli_end_to_end(sandbox_cli, tmp_path):
     sets = [x for k, v in TINY.items() for x in ("--set", f"{k}={v}".replace(" ", ""))]
     res = sandbox_cli(
         "run", "pluralistic-maxmin", "--scale", "quick", "--seeds", "1",
-        "--grid", "minority_share=0.1,0.3", *sets, "--out", str(out), "--quiet",
+        "--grid", "minority_share=0.1,0.3", *sets, "--workers", "1", "--out", str(out), "--quiet",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     df = pd.read_parquet(out / "results.parquet")
