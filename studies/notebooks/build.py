@@ -718,7 +718,169 @@ def principal_agent() -> list[nbformat.NotebookNode]:
     ]
 
 
+def pluralistic_maxmin() -> list[nbformat.NotebookNode]:
+    return [
+        md(
+            """
+            # Pluralistic alignment: one reward for everyone fails the minority
+
+            *Study `pluralistic-maxmin`, after Chakraborty et al., "MaxMin-RLHF: Towards
+            Equitable Alignment of Large Language Models with Diverse Human Preferences"
+            (ICML 2024), with the ideal-point mixture of Chen et al., "PAL: Pluralistic
+            Alignment Framework for Learning from Heterogeneous Preferences" (2024).*
+
+            Standard RLHF fits *one* reward model to the preferences of all annotators. When
+            the annotators form groups whose preferences conflict, that single reward is
+            dominated by the majority, and the policy aligned to it can serve the minority
+            *worse than doing nothing*. Chakraborty et al. prove an impossibility result for
+            the single-reward approach and propose **MaxMin-RLHF**: learn a mixture of rewards
+            (one per discovered group, by EM) and align the policy to maximise the *worst-off*
+            group's reward. PAL learns the groups as ideal points in a shared embedding space,
+            which also lets it adapt to a new user from a few of their preferences.
+
+            Here the world is a contextual bandit: prompts, candidate responses embedded in
+            R^dim, and a population (a Mesa model) of annotators with value vectors.
+            """
+        ),
+        params(
+            """
+            SCALE = "tiny"  # "tiny": seconds (the tests run this); "quick": the study's quick preset
+            SEEDS = 2
+            """
+        ),
+        code(
+            """
+            from pathlib import Path
+
+            import matplotlib.pyplot as plt
+            import numpy as np
+
+            from sandbox.population import Population
+            from sandbox.runner import plan, run_study
+            from studies.pluralistic_maxmin import STUDY, group_centres, group_names
+
+            if SCALE == "tiny":
+                SETS = {"n_users": 80, "n_prompts": 40, "n_unseen_users": 10, "pal_steps": 100}
+                GRID = {"minority_share": [0.1, 0.3]}  # and all three methods (the preset's grid)
+            else:  # the quick preset as it is
+                SETS, GRID = {}, {}
+            """,
+            SHOW_HELPERS,
+        ),
+        md(
+            """
+            ## The population
+
+            Each group has a centre in value space: the majority on one side, the minority
+            on the other, and a component every group shares (the last axis). Annotators
+            scatter around their group's centre; under the ideal-point model an annotator
+            prefers the response whose embedding is closer to their value vector (with
+            Boltzmann noise). Below, the first two value axes (plus the shared axis on the
+            right) and the responses of one prompt:
+            """
+        ),
+        code(
+            """
+            cfg = STUDY.Config(minority_share=0.2)
+            centres = group_centres(cfg)
+            shares = [1 - cfg.minority_share, cfg.minority_share]
+            pop = Population.from_groups(300, shares, centres, cfg.spread, seed=0)
+            responses = np.random.default_rng(0).standard_normal((cfg.n_candidates, cfg.dim))
+
+            fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+            for ax, (i, j) in zip(axes, [(0, 1), (0, cfg.dim - 1)]):
+                for g, name in enumerate(group_names(cfg.n_groups)):
+                    members = pop.values[pop.groups == g]
+                    ax.scatter(members[:, i], members[:, j], s=6, alpha=0.5,
+                               label=f"{name} ({shares[g]:.0%})")
+                    ax.plot(*centres[g, [i, j]], "k*", markersize=12)
+                ax.scatter(responses[:, i], responses[:, j], marker="s", c="k", s=25,
+                           label="responses to one prompt")
+                ax.set_xlabel(f"value axis {i}"); ax.set_ylabel(f"value axis {j}")
+            axes[0].legend(fontsize=8)
+            axes[1].set_title("the last axis is shared by every group")
+            fig.tight_layout()
+            plt.show()
+
+            # the two groups' favourite responses for this prompt
+            for g, name in enumerate(group_names(cfg.n_groups)):
+                dist = ((responses - centres[g]) ** 2).sum(axis=1)
+                print(f"{name:9s} ranks the responses: {np.argsort(dist)}")
+            """
+        ),
+        md(
+            """
+            ## One small run
+
+            Three methods on the same world, population and labels (per seed): `single`
+            (one Bradley-Terry reward, KL-regularised policy: standard RLHF), `em_maxmin`
+            (EM mixture of rewards + MaxMin policy) and `pal` (ideal-point mixture + MaxMin).
+            Each aligned policy is judged by its win rate against the reference policy under
+            each group's *true* reward.
+            """
+        ),
+        code(
+            """
+            specs = plan(STUDY, "studies.pluralistic_maxmin:STUDY", scale="quick",
+                         seeds=range(SEEDS), sets=SETS, grids=GRID, device="cpu")
+            print(len(specs), "runs")
+            results, manifest, folder = run(specs, "pluralistic-maxmin")
+            wins = results[results["metric"].isin(["win_rate_majority", "win_rate_minority"])]
+            wins.pivot_table(index=["minority_share", "method"], columns="metric", values="value").round(3)
+            """
+        ),
+        md(
+            """
+            ## The key figure: win rate per group
+
+            A win rate of 0.5 (dotted) is no better than the reference policy. The paper's
+            claim: the single reward serves the majority and fails the minority, the smaller
+            the minority the worse; MaxMin lifts the minority at a small cost to the majority.
+            """
+        ),
+        code(
+            """
+            show_figure(folder, "win_rate_by_group.png")
+            display(Markdown(STUDY.summarize(results, manifest)))
+            """
+        ),
+        md(
+            """
+            ## Exercise: when do the groups really disagree?
+
+            `separation` is the distance of each group's centre from the shared point: at 0
+            every annotator has (up to `spread`) the same values. **Predict before running**:
+            as the separation grows from 0.25 to 3, how does the minority's win rate change
+            under the single reward? Under MaxMin? At which separation does the choice of
+            method stop mattering?
+            """
+        ),
+        code(
+            """
+            specs = plan(STUDY, "studies.pluralistic_maxmin:STUDY", scale="quick", seeds=range(SEEDS),
+                         sets={**SETS, "minority_share": 0.1, "n_unseen_users": 0},
+                         grids={"method": ["single", "em_maxmin"], "separation": [0.25, 1.5, 3.0]},
+                         device="cpu")
+            ex, _, _ = run(specs, "pluralistic-exercise")
+            ex[ex["metric"] == "win_rate_minority"].pivot_table(
+                index="separation", columns="method", values="value").round(3)
+            """
+        ),
+        md(
+            """
+            *What to look for:* with little separation the groups want nearly the same
+            responses, so one reward serves everyone and MaxMin buys nothing. As the groups
+            pull apart, the single reward follows the majority and the minority's win rate
+            falls, towards or below 0.5; MaxMin keeps the worst-off group's win rate up.
+            Then vary `shared` (the value component all groups agree on): does a large shared
+            component rescue the single reward?
+            """
+        ),
+    ]
+
+
 NOTEBOOKS = {
+    "pluralistic_maxmin": pluralistic_maxmin,
     "principal_agent": principal_agent,
     "regret_vs_partial_return": regret_vs_partial_return,
     "progress_coevolve": progress_coevolve,
