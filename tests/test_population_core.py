@@ -165,3 +165,15 @@ def test_datacollector_records_group_statistics():
     np.testing.assert_allclose(df["group_means"].iloc[0], [[0.0], [2.0]])
     np.testing.assert_allclose(df["group_means"].iloc[1], [[0.5], [1.5]])
     assert pop.steps == 1
+
+
+def test_reward_differences_are_the_noiseless_rewards():
+    pop = Population(np.array([[1.0, 2.0]]), beta=0.5, bias=np.array([1.0]))
+    a, b = np.array([[1.0, 1.0]]), np.array([[0.0, 0.0]])
+    # Bradley-Terry: w . (A - B) = 3; ideal point: |B - z|^2 - |A - z|^2 = 5 - 1 = 4
+    np.testing.assert_allclose(pop.reward_differences(np.array([0]), a, b), [3.0])
+    np.testing.assert_allclose(pop.reward_differences(np.array([0]), a, b, "ideal_point"), [4.0])
+    # beta and bias act only on the probabilities
+    np.testing.assert_allclose(
+        pop.label_probabilities(np.array([0]), a, b), [_logistic(0.5 * 3.0 + 1.0)]
+    )
