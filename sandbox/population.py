@@ -79,10 +79,13 @@ class Annotator(mesa.Agent):
     ) -> np.ndarray:
         """Label this annotator's own queries (rows of ``item_a`` vs ``item_b``) one by one.
 
-        The per-agent path, the agent-based way of asking each annotator in turn; it gives
-        the same probabilities as :meth:`Population.label_probabilities` and exists so
-        per-agent models (and the benchmark's reference loop) can use it.
+        The per-agent path, for agent-based code that asks annotators in turn (e.g. inside
+        an agent's ``step``); it uses the same choice rule as
+        :meth:`Population.label_probabilities` and draws from the model's ``rng``. For
+        many queries, :meth:`Population.label` does the same in one vectorized call.
         """
+        if model not in LABEL_MODELS:
+            raise ValueError(f"unknown label model {model!r}; valid: {', '.join(LABEL_MODELS)}")
         a = np.atleast_2d(np.asarray(item_a, dtype=np.float64))
         b = np.atleast_2d(np.asarray(item_b, dtype=np.float64))
         z = self.values
