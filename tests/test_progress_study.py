@@ -67,6 +67,57 @@ def test_history_csv_is_used_and_validated(tmp_path):
         STUDY.run(cfg.model_copy(update={"horizon": 10}), seed=0, ctx=RunContext())
 
 
+def _synthetic(progress: dict, predict: dict, seeds=(0, 1, 2, 3)) -> pd.DataFrame:
+    rows = []
+    rng = np.random.default_rng(0)
+    for (alg, lam), ratio in progress.items():
+        for s in seeds:
+            jitter = 0.01 * rng.standard_normal()
+            rows.append(
+                {
+                    "algorithm": alg,
+                    "influence": lam,
+                    "seed": s,
+                    "metric": "progress_ratio",
+                    "value": ratio + jitter,
+                }
+            )
+            rows.append(
+                {
+                    "algorithm": alg,
+                    "influence": lam,
+                    "seed": s,
+                    "metric": "predict",
+                    "value": predict[alg] + jitter,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_claim_verdicts_follow_the_numbers():
+    lams = (0.1, 0.8)
+    algs = ("static", "lifelong", "lifelong_restart", "extrapolative", "oracle")
+    locked = {
+        (a, lam): (0.3 if a in ("static", "lifelong") and lam == 0.8 else 1.0)
+        for a in algs
+        for lam in lams
+    }
+    free = {(a, lam): 1.0 for a in algs for lam in lams}
+    good = {
+        "static": 0.8,
+        "lifelong": 0.9,
+        "lifelong_restart": 0.9,
+        "extrapolative": 0.97,
+        "oracle": 1.0,
+    }
+    bad = {**good, "extrapolative": 0.85}
+    text = "\n".join(STUDY._claim_lock_in(_synthetic(locked, good)))
+    assert "**Supported**" in text and "- static: keeps 3" in text and "stalled" in text
+    assert "**Not supported**" in "\n".join(STUDY._claim_lock_in(_synthetic(free, good)))
+    assert "**Supported**" in "\n".join(STUDY._claim_predict(_synthetic(locked, good)))
+    assert "**Not supported**" in "\n".join(STUDY._claim_predict(_synthetic(locked, bad)))
+
+
 @pytest.mark.slow
 def test_cli_end_to_end(sandbox_cli, tmp_path):
     out = tmp_path / "out"
@@ -85,6 +136,7 @@ def test_cli_end_to_end(sandbox_cli, tmp_path):
     assert all(r["status"] == "ok" for r in manifest["runs"].values())
     report = (out / "report.md").read_text()
     assert "Claim 1 (lock-in)" in report and "Claim 2 (prediction)" in report
-    assert any(w in report for w in ("**Supported**", "**Partly supported**", "**Not supported**"))
+    verdicts = ("**Supported**", "**Partly supported**", "**Not supported**", "**Direction agrees")
+    assert any(w in report for w in verdicts)
     assert list((out / "figures").glob("lock_in_curves_*.png"))
     assert (out / "figures" / "predict.png").exists()
