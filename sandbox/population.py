@@ -24,7 +24,7 @@ group statistics at construction and after every step.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import mesa
 import numpy as np
@@ -154,7 +154,9 @@ class Population(mesa.Model):
         bias: optional (N,) additive logit bias toward item A; default 0.
         seed: seeds ``self.rng`` (and Mesa's ``self.random``); same seed, same labels.
         network: a networkx graph on nodes ``0..N-1`` for social influence (edge attribute
-            ``weight`` is used when present); ``None`` means all-to-all.
+            ``weight`` is used when present), or a Mesa network space holding one
+            (``mesa.space.NetworkGrid``, ``mesa.discrete_space.Network``: its ``.G``);
+            ``None`` means all-to-all.
         create_agents: create one :class:`Annotator` per row (False for huge populations).
     """
 
@@ -165,7 +167,7 @@ class Population(mesa.Model):
         beta: float | np.ndarray = 1.0,
         bias: np.ndarray | None = None,
         seed: int | None = None,
-        network: networkx.Graph | None = None,
+        network: networkx.Graph | Any | None = None,
         create_agents: bool = True,
     ) -> None:
         super().__init__(seed=seed)
@@ -210,6 +212,8 @@ class Population(mesa.Model):
                 raise ValueError(f"bias must be finite with shape ({n},), got {bi.shape}")
         self.bias: np.ndarray = bi
 
+        if network is not None and not hasattr(network, "nodes") and hasattr(network, "G"):
+            network = network.G  # a Mesa network space: use its graph
         self.network = network
         self.adjacency = None if network is None else self._adjacency(network, n)
 

@@ -132,3 +132,12 @@ def test_step_argument_validation():
         pop.step(pull_targets=[(np.zeros(3), 0.1)])
     with pytest.raises(ValueError, match="noise"):
         pop.step(noise=-1.0)
+
+
+def test_a_mesa_network_space_is_accepted():
+    import mesa
+
+    g = nx.path_graph(3)
+    pop = Population(np.array([[0.0], [2.0], [4.0]]), network=mesa.space.NetworkGrid(g))
+    pop.step(social="degroot", social_rate=1.0)
+    np.testing.assert_allclose(pop.values, [[2.0], [2.0], [2.0]])
