@@ -16,8 +16,8 @@ Ids (``import envs`` registers them):
   (truncation).
 
 Spaces tell the truth: Meta-World's own observation box is narrower than what the
-simulator returns at reset, so our observation space is the finite float32 range (values
-are clipped into it); every action space is ``[-1, 1]`` (mapped linearly onto a task's own
+simulator returns at reset, so our observation space is the finite float32 range (MuJoCo
+resets states beyond 1e10, so observations never leave it); every action space is ``[-1, 1]`` (mapped linearly onto a task's own
 box where that differs, e.g. quadruped). ``check_env`` is clean for every id. ``reset(seed=s)`` reproduces the episode exactly. ``render_mode="rgb_array"``
 renders offscreen (set ``MUJOCO_GL=egl`` on headless machines).
 
@@ -55,13 +55,14 @@ METAWORLD_TASKS: tuple[str, ...] = (
     "reach",
 )
 METAWORLD_EPISODE_STEPS = 500
-# Observations are float32 vectors; the space is the whole finite float32 range (which is
-# true: values are clipped into it), because the simulators give no tighter honest bound.
+# Observations are float32 vectors and the space is the whole finite float32 range. That
+# is true: MuJoCo resets any simulation whose state exceeds 1e10 (mjMAXVAL), so nothing
+# the simulators report comes near 3.4e38; the simulators give no tighter honest bound.
 OBS_LIMIT = float(np.finfo(np.float32).max)
 
 
 def _to_float32(x: np.ndarray) -> np.ndarray:
-    return np.clip(x, -OBS_LIMIT, OBS_LIMIT).astype(np.float32)
+    return np.asarray(x, dtype=np.float32)
 
 
 def dmc_id(domain: str, task: str) -> str:
@@ -127,8 +128,7 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self._env.control_timestep())}
 
     def _flatten(self, observation: dict[str, Any]) -> np.ndarray:
-        flat = np.concatenate([np.asarray(observation[k]).ravel() for k in self._obs_keys])
-        return _to_float32(flat)
+        return np.concatenate([np.ravel(observation[k]) for k in self._obs_keys], dtype=np.float32)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -141,9 +141,11 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._flatten(time_step.observation), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        action = np.asarray(action, dtype=np.float64)
         if not self._act_identity:
+            action = np.clip(action, -1.0, 1.0)
             action = self._act_low + (action + 1.0) * 0.5 * (self._act_high - self._act_low)
+        # (within [-1, 1] MuJoCo clamps controls to the actuators' ranges itself)
         reward = 0.0
         time_step = None
         for _ in range(self.action_repeat):
@@ -268,7 +270,6 @@ class HiddenReward(gym.Wrapper):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, true_reward, terminated, truncated, info = self.env.step(action)
-        info = dict(info)
         info["true_reward"] = float(true_reward)
         if self.reward_fn is None:
             reward = 0.0

@@ -35,8 +35,11 @@ def _sequential_member(model: EnsembleRewardModel, member: int, x: torch.Tensor)
     return h.squeeze(-1)
 
 
-def test_batched_members_equal_member_by_member() -> None:
-    model = EnsembleRewardModel(7, n_members=3, hidden_sizes=(16, 16, 16), device="cpu", seed=0)
+@pytest.mark.parametrize("batched", [True, False])
+def test_batched_members_equal_member_by_member(batched: bool) -> None:
+    model = EnsembleRewardModel(
+        7, n_members=3, hidden_sizes=(16, 16, 16), device="cpu", seed=0, batched=batched
+    )
     x = torch.randn(11, 5, 7)
     out = model(x)
     assert out.shape == (3, 11, 5)
