@@ -388,6 +388,7 @@ class W2SDeceptionStudy(Study):
                     label=name,
                 )
             ax.axhline(0, color="grey", lw=0.8)
+            ax.set_xticks(sorted(table["gap"].unique()))
             ax.set_xlabel("capability gap (rungs between weak and strong)")
             ax.set_ylabel("deception excess")
             ax.set_title("Deception excess vs capability gap (95% CI over seeds)")
@@ -413,6 +414,7 @@ class W2SDeceptionStudy(Study):
                     label=str(label),
                 )
             ax.axhline(0, color="grey", lw=0.8)
+            ax.set_xticks(sorted(table["gap"].unique()))
             ax.set_xlabel("capability gap (rungs)")
             ax.set_ylabel("PGR (no conflict)")
             ax.set_title("Performance gap recovered")
