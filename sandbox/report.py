@@ -152,9 +152,12 @@ def default_plots(results: pd.DataFrame, figure_dir: Path, title: str) -> list[P
     paths = []
     keys = varied_keys(results)
     for metric, mdf in results.groupby("metric", sort=True):
+        has_steps = "step" in mdf.columns and mdf["step"].notna().any()
+        if has_steps:  # a metric reported over steps: plot the rows that have one
+            mdf = mdf[mdf["step"].notna()].astype({"step": "float64"})
         fig, ax = plt.subplots(figsize=(6, 4))
         groups = mdf.groupby(keys, dropna=False) if keys else [((), mdf)]
-        if "step" in mdf.columns and mdf["step"].notna().any():
+        if has_steps:
             for label, g in groups:
                 agg = mean_ci(g, ["step"])
                 ax.plot(agg["step"], agg["mean"], label=str(label) if keys else None)
@@ -171,7 +174,7 @@ def default_plots(results: pd.DataFrame, figure_dir: Path, title: str) -> list[P
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
         ax.set_title(f"{title}: {metric}")
         ax.set_ylabel(str(metric))
-        if keys and "step" in mdf.columns and mdf["step"].notna().any():
+        if keys and has_steps:
             ax.legend(fontsize=7, title=", ".join(keys), title_fontsize=7)
         fig.tight_layout()
         path = figure_dir / f"{_safe(str(metric))}.png"

@@ -57,3 +57,21 @@ def test_config_columns_reads_manifest():
 def test_markdown_table_formats_floats():
     text = markdown_table(pd.DataFrame({"a": [1.23456], "b": ["x"]}))
     assert text.splitlines() == ["| a | b |", "|---|---|", "| 1.235 | x |"]
+
+
+def test_default_plots_handle_metrics_with_and_without_steps(tmp_path):
+    from sandbox.report import default_plots
+
+    df = pd.DataFrame(
+        {
+            "run_id": ["r"] * 4,
+            "seed": [0] * 4,
+            "metric": ["curve", "curve", "final", "curve"],
+            "value": [1.0, 2.0, 3.0, 2.5],
+            "step": pd.array([0, 1, None, None], dtype="Int64"),
+            "method": ["a", "a", "a", "a"],
+        }
+    )
+    paths = default_plots(df, tmp_path, "t")
+    assert sorted(p.name for p in paths) == ["curve.png", "final.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
