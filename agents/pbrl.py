@@ -75,8 +75,21 @@ is selected by ``hypergradient``:
     added to every minibatch loss of the reward update. alpha is SAC's current entropy
     coefficient.
 
-``unrolled`` (differentiating through K SAC actor updates) is not implemented: the switch
-accepts only ``none`` and ``covariance`` and says so.
+``unrolled`` (differentiating through K SAC actor updates)
+    Instead of assuming soft-optimality, follow how the actual policy responds to nu:
+    theta_{k+1} = theta_k - eta grad_theta L_actor(theta_k; nu) for k < K, starting from
+    SAC's current actor theta_0 (which does not depend on nu), with SAC's actor loss
+    L = E_s[alpha log pi(a~|s) - Q_nu(s, a~)], a~ = tanh(mu + sigma eps) on a fixed batch
+    of replay states and fixed noise eps. The critic is trained on r_nu by TD, so
+    Q_nu depends on nu; we keep the immediate term of that dependence,
+    Q_nu(s, a) = Q(s, a) + r_nu(s, a) - stopgrad(r_nu(s, a)) (the value is SAC's critic,
+    the gradient in nu is grad r_nu). Then log rho(y) = log pi_{theta_K}(sigma_1) +
+    log pi_{theta_K}(sigma_2) + terms free of nu, and the term is
+    Cov(U, grad_nu log rho(y)) estimated on the latest session's pairs by autograd
+    through the K updates (second-order terms included: create_graph).
+    Approximations: plain gradient steps of size eta (SAC uses Adam), K small (default
+    3), the critic's dependence on nu cut to its immediate term, the latest session's pairs
+    standing in for samples of rho (as above).
 
 Approximations in ``covariance`` (each stated, none hidden):
 
@@ -96,7 +109,8 @@ Approximations in ``covariance`` (each stated, none hidden):
 
 The tabular check in ``tests/test_pbrl_parl.py`` builds a small deterministic MDP with a
 single start state, computes G(nu) exactly through soft value iteration, and confirms that
-E[grad U] plus the covariance term equals autograd's gradient of G.
+E[grad U] plus the covariance term equals autograd's gradient of G. The unrolled
+estimate's derivative through the K actor updates is checked against finite differences.
 """
 
 from __future__ import annotations
@@ -120,9 +134,9 @@ from sandbox.preferences.teachers import Teacher
 from sandbox.rewards import EnsembleRewardModel, select_queries
 
 Method = Literal["sac_true_reward", "pebble", "parl"]
-Hypergradient = Literal["none", "covariance"]
+Hypergradient = Literal["none", "covariance", "unrolled"]
 METHODS: tuple[str, ...] = ("sac_true_reward", "pebble", "parl")
-HYPERGRADIENTS: tuple[str, ...] = ("none", "covariance")
+HYPERGRADIENTS: tuple[str, ...] = ("none", "covariance", "unrolled")
 LARGE_BATCH = 10  # B-Pref: candidates drawn per query for uncertainty-based selection
 TARGET_TRAIN_ACCURACY = 0.97  # PEBBLE stops a reward update once training accuracy passes this
 
@@ -165,6 +179,65 @@ def pair_utilities(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -torch.nn.functional.binary_cross_entropy_with_logits(
         logits, labels.expand_as(logits), reduction="none"
     )
+
+
+class _ActorDistParams(torch.nn.Module):
+    """SB3's SAC actor seen as obs -> (mean, log_std), for torch.func.functional_call."""
+
+    def __init__(self, actor: torch.nn.Module) -> None:
+        super().__init__()
+        self.actor = actor
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std, _ = self.actor.get_action_dist_params(obs)
+        return mean, log_std
+
+
+def _gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    z = (u - mean) * torch.exp(-log_std)
+    return (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+def unrolled_segment_log_probs(
+    reward_model: EnsembleRewardModel,
+    actor: torch.nn.Module,
+    critic: torch.nn.Module,
+    states: torch.Tensor,
+    noise: torch.Tensor,
+    segments: torch.Tensor,
+    obs_dim: int,
+    alpha: float,
+    lr: float,
+    steps: int,
+) -> torch.Tensor:
+    """log pi_{theta_K(nu)}(segment) (N,) after K actor steps under r_nu, differentiable in nu.
+
+    ``segments`` (N, H, obs_dim + act_dim) hold states and [-1, 1] actions; the tanh
+    correction of the squashed Gaussian does not depend on theta and is left out.
+    """
+    module = _ActorDistParams(actor)
+    params = {n: p.detach().clone().requires_grad_(True) for n, p in module.named_parameters()}
+    for _ in range(steps):
+        mean, log_std = torch.func.functional_call(module, params, (states,))
+        u = mean + torch.exp(log_std) * noise
+        action = torch.tanh(u)
+        log_pi = _gaussian_log_prob(mean, log_std, u) - torch.log(1 - action**2 + 1e-6).sum(-1)
+        q = torch.min(torch.cat(critic(states, action), dim=1), dim=1).values
+        r = reward_model.member_rewards(torch.cat([states, action], dim=-1)).mean(0)
+        loss = (alpha * log_pi - (q + r - r.detach())).mean()
+        grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+        params = {n: p - lr * g for (n, p), g in zip(params.items(), grads, strict=True)}
+    n, h, _ = segments.shape
+    obs = segments[..., :obs_dim].reshape(n * h, obs_dim)
+    act = segments[..., obs_dim:].reshape(n * h, -1).clamp(-1 + 1e-6, 1 - 1e-6)
+    mean, log_std = torch.func.functional_call(module, params, (obs,))
+    return _gaussian_log_prob(mean, log_std, torch.atanh(act)).reshape(n, h).sum(-1)
+
+
+def score_surrogate(utilities: torch.Tensor, log_rho: torch.Tensor) -> torch.Tensor:
+    """A scalar whose gradient is -Cov(sum_e U_e, grad log rho) over the pairs (N,)."""
+    u = utilities.detach().sum(dim=0)
+    return -((u - u.mean()) * (log_rho - log_rho.mean())).mean()
 
 
 # ---------------------------------------------------------------------------------------
@@ -297,6 +370,8 @@ class PbRLSettings:
     method: Method = "pebble"
     hypergradient: Hypergradient = "covariance"
     parl_scale: float = 1.0
+    unroll_steps: int = 3
+    unroll_batch: int = 256
     feedback_budget: int = 1000
     queries_per_session: int = 100
     session_interval: int = 20_000
@@ -324,9 +399,8 @@ class PbRLSettings:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
         if self.hypergradient not in HYPERGRADIENTS:
-            hint = " ('unrolled' is not implemented)" if self.hypergradient == "unrolled" else ""
             raise ValueError(
-                f"unknown hypergradient {self.hypergradient!r}; valid: {', '.join(HYPERGRADIENTS)}{hint}"
+                f"unknown hypergradient {self.hypergradient!r}; valid: {', '.join(HYPERGRADIENTS)}"
             )
         if self.unsup_steps < self.learning_starts:
             raise ValueError("unsup_steps must be >= learning_starts")
@@ -376,11 +450,14 @@ def update_reward_model(
     max_epochs: int,
     batch_size: int = 128,
     parl_scale: float = 1.0,
+    unrolled_log_rho: Callable[[EnsembleRewardModel, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[int, float]:
     """One reward update: epochs until training accuracy > 97% or ``max_epochs``.
 
     ``hypergradient="none"`` is PEBBLE's update; ``"covariance"`` adds PARL's term
-    estimated on the ``recent`` pairs. Returns (epochs run, last training accuracy).
+    estimated on the ``recent`` pairs; ``"unrolled"`` adds the score-function term with
+    log rho(y) from ``unrolled_log_rho(model, segments)`` (see the module docstring).
+    Returns (epochs run, last training accuracy).
     """
     extra: Callable[[EnsembleRewardModel], torch.Tensor] | None = None
     if hypergradient == "covariance" and recent is not None and len(recent[2]) > 1:
@@ -392,6 +469,21 @@ def update_reward_model(
             ret1, ret2 = m.segment_returns(r1), m.segment_returns(r2)
             utilities = pair_utilities(ret1 - ret2, ry)
             return parl_scale * covariance_surrogate(utilities, ret1, ret2, alpha)
+
+    elif hypergradient == "unrolled" and recent is not None and len(recent[2]) > 1:
+        if unrolled_log_rho is None:
+            raise ValueError("hypergradient 'unrolled' needs unrolled_log_rho")
+        u1 = torch.as_tensor(recent[0], dtype=torch.float32, device=model.device)
+        u2 = torch.as_tensor(recent[1], dtype=torch.float32, device=model.device)
+        uy = torch.as_tensor(recent[2], dtype=torch.float32, device=model.device)
+        log_rho_fn = unrolled_log_rho
+
+        def extra(m: EnsembleRewardModel) -> torch.Tensor:
+            with torch.no_grad():
+                utilities = pair_utilities(m.segment_returns(u1) - m.segment_returns(u2), uy)
+            both = log_rho_fn(m, torch.cat([u1, u2]))  # one unroll for both segments
+            log_rho = both[: len(uy)] + both[len(uy) :]
+            return parl_scale * score_surrogate(utilities, log_rho)
 
     elif hypergradient not in HYPERGRADIENTS:
         raise ValueError(f"unknown hypergradient {hypergradient!r}")
@@ -581,6 +673,7 @@ class PreferenceSAC:
             return
         self.labelled.add(x1[kept], x2[kept], labels.labels[labels.kept])
         hypergradient = s.hypergradient if s.method == "parl" else "none"
+        unrolled = self._unrolled_log_rho() if hypergradient == "unrolled" else None
         self.last_update = update_reward_model(
             self.reward_model,
             self.labelled.arrays(),
@@ -591,8 +684,29 @@ class PreferenceSAC:
             s.reward_epochs,
             s.reward_batch_size,
             s.parl_scale,
+            unrolled,
         )
         self.buffer.relabel(self.learned_reward)
+
+    def _unrolled_log_rho(self) -> Callable[[EnsembleRewardModel, torch.Tensor], torch.Tensor]:
+        """log pi_{theta_K(nu)} of segments, on replay states and noise fixed for this update."""
+        s = self.settings
+        n = self.buffer.stored()
+        idx = self.rng.integers(0, n, size=s.unroll_batch)
+        obs_dim = int(np.prod(self.env.observation_space.shape))
+        states = torch.as_tensor(self.buffer.observations[idx, 0], device=self.sac.device)
+        gen = torch.Generator().manual_seed(int(self.rng.integers(2**31)))
+        act_dim = int(np.prod(self.env.action_space.shape))
+        noise = torch.randn(s.unroll_batch, act_dim, generator=gen).to(self.sac.device)
+        alpha, lr = self.alpha, s.learning_rate
+        actor, critic = self.sac.actor, self.sac.critic
+
+        def log_rho(model: EnsembleRewardModel, segments: torch.Tensor) -> torch.Tensor:
+            return unrolled_segment_log_probs(
+                model, actor, critic, states, noise, segments, obs_dim, alpha, lr, s.unroll_steps
+            )
+
+        return log_rho
 
     def reward_model_accuracy(self) -> float:
         """Agreement with the true preference on fresh random pairs (not part of the budget)."""

@@ -10,8 +10,9 @@ segments of its own behaviour (B-Pref's teachers), never seeing the task reward.
   whole replay buffer relabelled after each update.
 * ``parl``: the same loop whose reward update also follows the policy-dependent part of
   the bilevel gradient, Cov(U, grad R(sigma_1) + grad R(sigma_2)) / alpha over the latest
-  session's pairs (``hypergradient="covariance"``; derivation and approximations in
-  :mod:`agents.pbrl`); ``hypergradient="none"`` is PEBBLE exactly.
+  session's pairs (``hypergradient="covariance"``), or the score-function term through
+  K differentiated SAC actor updates (``"unrolled"``); derivations and approximations in
+  :mod:`agents.pbrl`. ``hypergradient="none"`` is PEBBLE exactly.
 * ``sac_true_reward``: SAC on the task reward, the upper bound that defines the target.
 
 Every ``eval_interval`` steps the deterministic policy is evaluated on the true reward;
@@ -70,9 +71,12 @@ class ParlConfig(StudyConfig):
     method: Literal["sac_true_reward", "pebble", "parl"] = Field(
         "parl", description="learner: oracle SAC on the true reward, PEBBLE, or PARL"
     )
-    hypergradient: Literal["none", "covariance"] = Field(
+    hypergradient: Literal["none", "covariance", "unrolled"] = Field(
         "covariance",
         description="PARL's policy-dependent gradient term (none = PEBBLE's update exactly)",
+    )
+    unroll_steps: int = Field(
+        3, ge=1, description="SAC actor steps differentiated through (hypergradient=unrolled)"
     )
     parl_scale: float = Field(1.0, ge=0, description="weight of PARL's covariance term")
     teacher: Literal["oracle", "noisy", "mistake", "skip", "myopic", "equal"] = Field(
@@ -211,6 +215,7 @@ class ParlVsPebble(Study):
             method=config.method,
             hypergradient=config.hypergradient,
             parl_scale=config.parl_scale,
+            unroll_steps=config.unroll_steps,
             feedback_budget=config.feedback_budget,
             queries_per_session=config.queries_per_session,
             session_interval=config.session_interval,

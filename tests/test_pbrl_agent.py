@@ -133,6 +133,15 @@ def test_parl_none_equals_pebble_end_to_end() -> None:
         rtol=1e-5,
         atol=1e-6,
     )
+    # the unrolled hypergradient runs in the loop and changes the reward update
+    unrolled = _run("parl", "unrolled")
+    assert unrolled.feedback_used == 12
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(
+            pebble.reward_model.parameters(), unrolled.reward_model.parameters(), strict=True
+        )
+    )
     steps = [e.step for e in pebble.evaluations]
     assert steps == [75, 150]
     assert 0 <= pebble.evaluations[-1].reward_model_accuracy <= 1
