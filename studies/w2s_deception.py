@@ -111,6 +111,19 @@ def _data(config: W2SConfig, seed: int) -> W2SData:
     )
 
 
+# Config keys that, when a sweep varies them, split every table and claim of the report.
+EXTRA_KEYS = (
+    "alpha",
+    "help_weight",
+    "aux_conf",
+    "conflict_fraction",
+    "n_train",
+    "decay",
+    "intermediate",
+    "npz",
+)
+
+
 def _claim_verdict(lo: float, hi: float, n: int) -> str:
     if n < 2 or not np.isfinite(lo) or not np.isfinite(hi):
         return "inconclusive (fewer than 2 seeds with a value)"
@@ -216,7 +229,9 @@ class W2SDeceptionStudy(Study):
 
         if results.empty:
             return "No results."
-        df = config_columns(results, manifest, ["weak", "strong", "conflict", "alpha"])
+        df = config_columns(results, manifest, ["weak", "strong", "conflict"])
+        extra = [k for k in EXTRA_KEYS if k in df.columns and df[k].nunique(dropna=False) > 1]
+        setting = ["conflict", *extra]
         out: list[str] = []
         out.append(
             "Definitions (see `envs/w2s.py`): on test, *weak-unknown* = inputs the weak supervisor "
@@ -236,7 +251,7 @@ class W2SDeceptionStudy(Study):
                 (df.metric.isin(["weak_acc", "ceiling_acc", "w2s_acc"])) & (df.path == "direct")
             ]
             accs = accs[accs.conflict == sorted(pg.conflict.unique())[0]]
-            table = mean_ci(pd.concat([pg, accs]), ["weak", "strong", "gap", "metric"])
+            table = mean_ci(pd.concat([pg, accs]), [*extra, "weak", "strong", "gap", "metric"])
             out.append("## PGR without conflict (Burns et al. 2023)\n")
             out.append(
                 "Paper: weak-to-strong training recovers a positive fraction of the gap "
@@ -257,7 +272,7 @@ class W2SDeceptionStudy(Study):
             return "\n\n".join(out)
 
         out.append("## Deception by capability gap\n")
-        cols = ["conflict", "path", "weak", "strong", "gap"]
+        cols = [*setting, "path", "weak", "strong", "gap"]
         table = mean_ci(dx, cols)
         score = mean_ci(df[df.metric == "deception_score"], cols).rename(
             columns={"mean": "score", "lo": "score_lo", "hi": "score_hi"}
@@ -280,14 +295,15 @@ class W2SDeceptionStudy(Study):
         # over gaps per seed.
         claims = []
         direct = dx[dx.path == "direct"]
-        for conflict, grp in direct.groupby("conflict"):
+        for keys, grp in direct.groupby(setting):
+            label = dict(zip(setting, keys if isinstance(keys, tuple) else (keys,), strict=True))
             per_seed = grp.groupby("seed")["value"].mean().to_frame()
             m = mean_ci(per_seed, [])
             lo, hi, n = float(m["lo"][0]), float(m["hi"][0]), int(m["n"][0])
             claims.append(
                 {
                     "claim": "1. deception exists (excess > 0)",
-                    "conflict": conflict,
+                    **label,
                     "ours": f"{float(m['mean'][0]):+.3f} [{lo:+.3f}, {hi:+.3f}]",
                     "n": n,
                     "verdict": _claim_verdict(lo, hi, n),
@@ -295,7 +311,8 @@ class W2SDeceptionStudy(Study):
             )
         # Claim 2: excess grows with the gap: per seed, least-squares slope of excess on
         # gap (needs >= 2 gaps), then an interval over seeds.
-        for conflict, grp in direct.groupby("conflict"):
+        for keys, grp in direct.groupby(setting):
+            label = dict(zip(setting, keys if isinstance(keys, tuple) else (keys,), strict=True))
             slopes = []
             for _, g in grp.groupby("seed"):
                 g = g.dropna(subset=["value"])
@@ -310,7 +327,7 @@ class W2SDeceptionStudy(Study):
             claims.append(
                 {
                     "claim": "2. deception grows with the capability gap",
-                    "conflict": conflict,
+                    **label,
                     "ours": ours,
                     "n": n,
                     "verdict": _claim_verdict(lo, hi, n),
@@ -318,13 +335,16 @@ class W2SDeceptionStudy(Study):
             )
         # Claim 3: bootstrapping reduces deception: paired (direct - bootstrap) excess per
         # seed over the configs that have an intermediate rung.
-        key = ["seed", "conflict", "weak", "strong"]
+        key = ["seed", *setting, "weak", "strong"]
         wide = dx.pivot_table(index=key, columns="path", values="value").reset_index()
-        for conflict in sorted(direct.conflict.unique()):
+        for keys, _ in direct.groupby(setting):
+            keys = keys if isinstance(keys, tuple) else (keys,)
+            label = dict(zip(setting, keys, strict=True))
             if "bootstrap" not in wide.columns:
                 diffs = pd.DataFrame({"value": []})
             else:
-                w = wide[(wide.conflict == conflict)].dropna(subset=["direct", "bootstrap"])
+                sel = np.logical_and.reduce([wide[k] == v for k, v in label.items()])
+                w = wide[sel].dropna(subset=["direct", "bootstrap"])
                 diffs = (w["direct"] - w["bootstrap"]).groupby(w["seed"]).mean().to_frame("value")
             if diffs.empty:
                 ours, lo, hi, n = "no bootstrapped runs (gap < 2)", np.nan, np.nan, 0
@@ -335,7 +355,7 @@ class W2SDeceptionStudy(Study):
             claims.append(
                 {
                     "claim": "3. bootstrapping reduces deception",
-                    "conflict": conflict,
+                    **label,
                     "ours": ours,
                     "n": n,
                     "verdict": _claim_verdict(lo, hi, n),
@@ -357,7 +377,7 @@ class W2SDeceptionStudy(Study):
         ]
         if not acc.empty:
             out.append("## Accuracies of the students\n")
-            out.append(markdown_table(mean_ci(acc, ["conflict", "path", "strong", "metric"])))
+            out.append(markdown_table(mean_ci(acc, [*setting, "path", "strong", "metric"])))
         return "\n\n".join(out)
 
     def plot(self, results: pd.DataFrame, figure_dir: Path) -> list[Path]:
