@@ -223,6 +223,21 @@ class Member:
             raise ValueError("member has no training inputs")
         if self.weight2 != 0.0 and (self.x2 is None or self.target2 is None):
             raise ValueError("a secondary objective with weight2 != 0 needs x2 and target2")
+        if np.any((self.target < 0) | (self.target > 1)):
+            raise ValueError("targets must lie in [0, 1] (probabilities or 0/1 labels)")
+        if self.x2 is not None and self.target2 is not None:
+            n2 = self.x2.shape[0]
+            if (
+                self.x2.ndim != 2
+                or self.x2.shape[1] != self.x.shape[1]
+                or self.target2.shape != (n2,)
+            ):
+                raise ValueError(
+                    f"secondary data: x2 {self.x2.shape} and target2 {self.target2.shape} must be "
+                    f"(N2, {self.x.shape[1]}) and (N2,)"
+                )
+            if self.sample_weight2 is not None and self.sample_weight2.shape != (n2,):
+                raise ValueError(f"sample_weight2 must have shape ({n2},)")
 
 
 @dataclass(frozen=True)

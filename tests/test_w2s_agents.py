@@ -144,6 +144,10 @@ def test_member_validation():
         Member(x, np.zeros(5, np.float32), seed=0)
     with pytest.raises(ValueError, match="needs x2 and target2"):
         Member(x, np.zeros(4, np.float32), seed=0, weight2=1.0)
+    with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
+        Member(x, np.full(4, 1.5, np.float32), seed=0)
+    with pytest.raises(ValueError, match="secondary data"):
+        Member(x, np.zeros(4, np.float32), seed=0, x2=x, target2=np.zeros(3), weight2=1.0)
     with pytest.raises(ValueError, match="no members"):
         train_members([], 4, 1, device="cpu")
 
