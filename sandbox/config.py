@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -61,6 +62,8 @@ def parse_value(raw: str) -> Any:
 
     Lists and objects may be given as JSON (``[3,5]``); everything else stays a string
     and pydantic coerces it to the declared type (``"3"`` -> 3, ``"true"`` -> True).
+    ``none``/``null`` become None only for keys that accept None (see :func:`build`), so a
+    choice literally named ``"none"`` stays a string.
     """
     text = raw.strip()
     if text[:1] in "[{":
@@ -68,8 +71,6 @@ def parse_value(raw: str) -> Any:
             return json.loads(text)
         except json.JSONDecodeError:
             return raw
-    if text.lower() in ("none", "null"):
-        return None
     return raw
 
 
@@ -114,6 +115,26 @@ def parse_grids(items: Sequence[str]) -> dict[str, list[Any]]:
     return out
 
 
+def _accepts(annotation: Any, value: Any) -> bool:
+    """Whether ``value`` is literally one of the choices or None is allowed, by annotation."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return value in typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(a, value) for a in typing.get_args(annotation))
+    return value is None and annotation is type(None)
+
+
+def _none_if_allowed(config_cls: type[BaseModel], key: str, value: Any) -> Any:
+    """The command line's ``none``/``null`` -> None for keys whose type admits None."""
+    if not (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+        return value
+    ann = config_cls.model_fields[key].annotation
+    if _accepts(ann, value.strip()):  # a choice literally named "none"
+        return value.strip()
+    return None if _accepts(ann, None) else value
+
+
 def check_keys(config_cls: type[BaseModel], keys: Iterable[str]) -> None:
     """Reject any key the config does not declare, naming the valid keys."""
     for key in keys:
@@ -124,6 +145,7 @@ def check_keys(config_cls: type[BaseModel], keys: Iterable[str]) -> None:
 def build(config_cls: type[BaseModel], values: Mapping[str, Any]) -> BaseModel:
     """Validate ``values`` into ``config_cls`` or raise a :class:`ConfigError` naming the key."""
     check_keys(config_cls, values)
+    values = {k: _none_if_allowed(config_cls, k, v) for k, v in values.items()}
     try:
         return config_cls(**values)
     except ValidationError as err:

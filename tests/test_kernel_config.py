@@ -89,3 +89,17 @@ def test_schema_rows_list_types_and_defaults():
     assert rows["n_prefs"]["default"] == "100"
     assert "'regret'" in rows["learner"]["type"]
     assert rows["n_prefs"]["help"] == "preferences"
+
+
+class WithNone(StudyConfig):
+    conflict: Literal["none", "implicit", "explicit"] = "none"
+    limit: int | None = 5
+
+
+def test_none_is_a_choice_where_declared_and_none_where_optional():
+    conf = build(WithNone, parse_sets(["conflict=none", "limit=none"]))
+    assert conf.conflict == "none"
+    assert conf.limit is None
+    assert build(WithNone, parse_sets(["limit=null"])).limit is None
+    with pytest.raises(ConfigError, match="n_prefs='none'"):
+        build(Demo, parse_sets(["n_prefs=none"]))
