@@ -302,6 +302,7 @@ class ParlVsPebble(Study):
                         "feedback_budget": first["feedback_budget"],
                         "seed": first["seed"],
                         "target": target,
+                        "first_eval_step": float(run["step"].iloc[0]),
                         "steps_to_target": step,
                         "feedback_to_target": feedback,
                     }
@@ -385,7 +386,13 @@ class ParlVsPebble(Study):
             if pebble.notna().sum() == 0:
                 lines.append(f"- {where}: PARL reached the target, PEBBLE did not: supports.")
                 continue
-            # runs that never reach the target count as needing more than the whole run
+            first = g[g["method"].isin(["pebble", "parl"])]
+            if (first["steps_to_target"] == first["first_eval_step"]).all():
+                lines.append(
+                    f"- {where}: both methods were at the target at their first evaluation "
+                    "(the target is too easy at this scale): inconclusive."
+                )
+                continue
             reduction = 1 - parl.mean() / pebble.mean()
             verdict = "supports" if reduction > 0 else "does not support"
             partial = ""

@@ -56,6 +56,13 @@ def test_steps_to_target_and_claim_by_hand() -> None:
     slow = [r for r in rows if r["method"] != "parl"] + _curve("parl", 0, [1, 2, 3], [10, 20, 30])
     claim = "\n".join(STUDY._claim(STUDY.steps_to_target(pd.DataFrame(slow))))
     assert "PEBBLE reached the target, PARL did not: does not support" in claim
+
+    easy = [r for r in rows if r["method"] not in ("parl", "pebble")]
+    easy += _curve("pebble", 0, [90, 90, 90], [10, 20, 30]) + _curve(
+        "parl", 0, [95, 90, 90], [10, 20, 30]
+    )
+    claim = "\n".join(STUDY._claim(STUDY.steps_to_target(pd.DataFrame(easy))))
+    assert "first evaluation" in claim and "inconclusive" in claim
     assert math.isnan(
         STUDY.steps_to_target(pd.DataFrame(slow))
         .query("method == 'parl'")["steps_to_target"]
