@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 SPLITS = ("gold", "w2s", "help", "test")
 
@@ -175,7 +175,7 @@ class Task:
         self.groups = np.asarray(groups, dtype=np.int64)
         # Topic threshold: the top `conflict_fraction` of a standard normal conflicts.
         f = self.spec.conflict_fraction
-        self.topic_threshold = math.inf if f == 0 else float(stats.norm.ppf(1.0 - f))
+        self.topic_threshold = math.inf if f == 0 else float(special.ndtri(1.0 - f))
 
     def concepts(self, x: np.ndarray) -> np.ndarray:
         """(N, n_groups) unit-variance concept values h_k(x_{G_k})."""
