@@ -27,11 +27,14 @@ TRUE_REWARD = torch.tensor([[0.0, 1.0], [0.5, -0.5], [1.0, 0.2]], dtype=torch.fl
 
 @pytest.fixture(autouse=True)
 def _float64():
-    """Exact comparisons in float64; restored afterwards for the rest of the suite."""
-    before = torch.get_default_dtype()
+    """Exact comparisons in float64, one torch thread (small models on a shared machine);
+    both restored afterwards for the rest of the suite."""
+    before, threads = torch.get_default_dtype(), torch.get_num_threads()
     torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
     yield
     torch.set_default_dtype(before)
+    torch.set_num_threads(threads)
 
 
 def soft_optimal_trajectories(nu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
