@@ -176,12 +176,19 @@ def default_plots(results: pd.DataFrame, figure_dir: Path, title: str) -> list[P
         ax.set_ylabel(str(metric))
         if keys and has_steps:
             ax.legend(fontsize=7, title=", ".join(keys), title_fontsize=7)
-        fig.tight_layout()
-        path = figure_dir / f"{_safe(str(metric))}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, figure_dir / f"{_safe(str(metric))}.png"))
     return paths
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
+    """Lay out, write and close a matplotlib figure; returns ``path`` (for ``plot``'s list)."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def _safe(name: str) -> str:

@@ -42,6 +42,7 @@ from pydantic import Field
 from agents.pbrl import PbRLSettings, PreferenceSAC
 from sandbox.config import StudyConfig
 from sandbox.preferences.teachers import Teacher
+from sandbox.report import config_columns, markdown_table, mean_ci, save_figure
 from sandbox.study import Preset, RunContext, Study
 
 TARGET_FRACTION = 0.8  # of the oracle SAC's final return
@@ -264,7 +265,6 @@ class ParlVsPebble(Study):
     # -- report ------------------------------------------------------------------------
     @staticmethod
     def _with_config(results: pd.DataFrame, manifest: Any) -> pd.DataFrame:
-        from sandbox.report import config_columns
 
         return config_columns(results, manifest, ["task", "method", "teacher", "feedback_budget"])
 
@@ -310,7 +310,6 @@ class ParlVsPebble(Study):
         return pd.DataFrame(out)
 
     def summarize(self, results: pd.DataFrame, manifest: Any) -> str:
-        from sandbox.report import markdown_table, mean_ci
 
         if results.empty:
             return "No results."
@@ -417,8 +416,6 @@ class ParlVsPebble(Study):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from sandbox.report import mean_ci
-
         figure_dir.mkdir(parents=True, exist_ok=True)
         group_keys = [c for c in ("task", "method", "teacher", "feedback_budget") if c in results]
         paths = []
@@ -437,11 +434,7 @@ class ParlVsPebble(Study):
             ax.set_ylabel(metric)
             ax.set_title(f"parl-vs-pebble: {metric} (mean, 95% CI over seeds)")
             ax.legend(fontsize=7)
-            fig.tight_layout()
-            path = figure_dir / f"{metric}.png"
-            fig.savefig(path, dpi=100)
-            plt.close(fig)
-            paths.append(path)
+            paths.append(save_figure(fig, figure_dir / f"{metric}.png"))
         return paths
 
 

@@ -40,6 +40,7 @@ from agents.pluralistic import (
 )
 from sandbox.config import StudyConfig
 from sandbox.population import Population
+from sandbox.report import config_columns, markdown_table, mean_ci, save_figure, t_interval
 from sandbox.study import Preset, RunContext, Study
 
 METHODS = ("single", "em_maxmin", "pal")
@@ -345,7 +346,6 @@ def _ci(mean: float, lo: float, hi: float) -> str:
 
 
 def _with_config(results: pd.DataFrame, manifest: dict) -> pd.DataFrame:
-    from sandbox.report import config_columns
 
     df = config_columns(results, manifest, ["method", "minority_share"])
     if "shots" not in df.columns:
@@ -371,8 +371,6 @@ def _paired(df: pd.DataFrame, metric: str, a: str, b: str) -> pd.Series:
 
 def _claims(df: pd.DataFrame) -> list[str]:
     from scipy import stats
-
-    from sandbox.report import t_interval
 
     methods = set(df.method.unique())
     lines = ["## The papers' claims and our numbers", ""]
@@ -490,7 +488,6 @@ def _claims(df: pd.DataFrame) -> list[str]:
 
 
 def summarize(results: pd.DataFrame, manifest: dict) -> str:
-    from sandbox.report import markdown_table, mean_ci
 
     df = _with_config(results, manifest)
     out: list[str] = []
@@ -556,8 +553,6 @@ def plot(results: pd.DataFrame, figure_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sandbox.report import mean_ci
-
     paths: list[Path] = []
     if "method" not in results.columns:
         return paths
@@ -577,11 +572,7 @@ def plot(results: pd.DataFrame, figure_dir: Path) -> list[Path]:
             ax.set_xlabel("minority share")
         axes[0].set_ylabel("win rate vs reference policy")
         axes[0].legend()
-        fig.tight_layout()
-        path = figure_dir / "win_rate_by_group.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, figure_dir / "win_rate_by_group.png"))
     unseen = results[results.metric == "unseen_user_accuracy"]
     if len(unseen) and "shots" in unseen.columns:
         fig, ax = plt.subplots(figsize=(5, 4))
@@ -595,9 +586,5 @@ def plot(results: pd.DataFrame, figure_dir: Path) -> list[Path]:
         ax.set_xlabel("labelled pairs of the new user")
         ax.set_ylabel("accuracy on its held-out pairs")
         ax.legend()
-        fig.tight_layout()
-        path = figure_dir / "unseen_user_accuracy.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, figure_dir / "unseen_user_accuracy.png"))
     return paths

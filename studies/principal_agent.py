@@ -25,6 +25,7 @@ import pandas as pd
 from pydantic import Field
 
 from sandbox.config import ConfigError, StudyConfig
+from sandbox.report import markdown_table, save_figure, wilson
 from sandbox.study import Preset, RunContext, Study
 
 SCENARIOS = ("film", "car", "generated")
@@ -402,7 +403,6 @@ class PrincipalAgentStudy(Study):
         failures = results[results["metric"] == "n_failed_kind"]
         if not failures.empty:
             f = failures.groupby(["backend", "model", "error_kind"])["value"].sum().reset_index()
-            from sandbox.report import markdown_table
 
             parts += ["## Failed requests by error kind", "", markdown_table(f), ""]
         tokens = [
@@ -425,8 +425,6 @@ class PrincipalAgentStudy(Study):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-
-        from sandbox.report import wilson
 
         if results.empty:
             return []
@@ -466,12 +464,7 @@ class PrincipalAgentStudy(Study):
             ax.set_title(f"{backend}: {model} (T={temperature:g})", fontsize=9)
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         axes[-1, 0].set_xlabel("who is shown the explanation")
-        fig.tight_layout()
-        figure_dir.mkdir(parents=True, exist_ok=True)
-        path = figure_dir / "override_rates.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return [path]
+        return [save_figure(fig, figure_dir / "override_rates.png")]
 
 
 # -- rows, tables, claims --------------------------------------------------------------
@@ -576,7 +569,6 @@ def _pooled_counts(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fmt_rate(k: float, n: float) -> str:
-    from sandbox.report import wilson
 
     if n <= 0:
         return "—"
@@ -613,7 +605,6 @@ def _paper_table(
 
 
 def _rate_ci(rows: pd.DataFrame) -> tuple[float, float, float, int]:
-    from sandbox.report import wilson
 
     k, n = float(rows["n_override"].sum()), float(rows["n_parsed"].sum())
     if n == 0:

@@ -30,6 +30,7 @@ import envs  # noqa: F401  (registers sandbox/ValueCoevolution-v0)
 from agents.progress import ALGORITHMS, make_aligner
 from envs.coevolution import ENV_ID, cosine, load_history_csv, progress_along
 from sandbox.config import StudyConfig
+from sandbox.report import config_columns, markdown_table, mean_ci, save_figure, varied_keys
 from sandbox.study import Preset, RunContext, Study
 
 SCORES = ("follow", "predict", "coevolve")
@@ -195,13 +196,11 @@ class ProgressCoevolveStudy(Study):
     # ---------------------------------------------------------------------- report
     @staticmethod
     def _final(results: pd.DataFrame, manifest: dict) -> pd.DataFrame:
-        from sandbox.report import config_columns
 
         df = results[results["step"].isna()] if "step" in results else results
         return config_columns(df, manifest, ["algorithm", "influence"])
 
     def summarize(self, results: pd.DataFrame, manifest: dict) -> str:
-        from sandbox.report import markdown_table, mean_ci
 
         final = self._final(results, manifest)
         out = []
@@ -212,7 +211,6 @@ class ProgressCoevolveStudy(Study):
             "by the same population's without the AI (1 = no lock-in; lock_in = 1 - ratio)."
         )
         shown = [*SCORES, "progress_ratio", "value_diversity"]
-        from sandbox.report import varied_keys
 
         # other varied settings (e.g. extrapolation_order): one section per combination
         other = [k for k in varied_keys(final) if k not in ("algorithm", "influence")]
@@ -239,7 +237,6 @@ class ProgressCoevolveStudy(Study):
 
     @staticmethod
     def _claim_lock_in(final: pd.DataFrame) -> list[str]:
-        from sandbox.report import markdown_table, mean_ci
 
         lines = [
             "**Claim 1 (lock-in).** Paper: with strong AI influence, a static or purely "
@@ -314,7 +311,6 @@ class ProgressCoevolveStudy(Study):
 
     @staticmethod
     def _claim_predict(final: pd.DataFrame) -> list[str]:
-        from sandbox.report import markdown_table, mean_ci
 
         lines = [
             "**Claim 2 (prediction).** Paper: extrapolative algorithms predict future values "
@@ -392,8 +388,6 @@ class ProgressCoevolveStudy(Study):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from sandbox.report import mean_ci
-
         figure_dir.mkdir(parents=True, exist_ok=True)
         paths: list[Path] = []
         results = results.copy()
@@ -423,11 +417,11 @@ class ProgressCoevolveStudy(Study):
             lam_text = "as configured" if pd.isna(lam) else f"{lam:g}"
             ax.set_title(f"Lock-in curves, influence lambda = {lam_text}")
             ax.legend(fontsize=7)
-            fig.tight_layout()
-            path = figure_dir / f"lock_in_curves_lambda_{lam_text.replace(' ', '_')}.png"
-            fig.savefig(path, dpi=100)
-            plt.close(fig)
-            paths.append(path)
+            paths.append(
+                save_figure(
+                    fig, figure_dir / f"lock_in_curves_lambda_{lam_text.replace(' ', '_')}.png"
+                )
+            )
         # the three scores and the progress ratio per algorithm and influence
         final = results[results["step"].isna()]
         for metric in (*SCORES, "progress_ratio"):
@@ -455,11 +449,7 @@ class ProgressCoevolveStudy(Study):
                 ax.set_ylim(max(-1.0, lo - 0.05), 1.01)
             ax.set_title(f"{metric} per algorithm")
             ax.legend(fontsize=7)
-            fig.tight_layout()
-            path = figure_dir / f"{metric}.png"
-            fig.savefig(path, dpi=100)
-            plt.close(fig)
-            paths.append(path)
+            paths.append(save_figure(fig, figure_dir / f"{metric}.png"))
         return paths
 
 

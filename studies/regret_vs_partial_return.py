@@ -43,6 +43,7 @@ from agents.reward_learning import (
 from envs.delivery import FEATURES, DeliveryMDP, Solution, random_mdp
 from sandbox.config import StudyConfig
 from sandbox.preferences.segment_models import label_pairs, sample_segment_pairs
+from sandbox.report import config_columns, default_plots, markdown_table, mean_ci, save_figure
 from sandbox.study import Preset, RunContext, Study
 
 MODELS = ("partial_return", "regret")
@@ -200,7 +201,6 @@ _KEYS = ["generator", "learner", "n_prefs", "temperature"]
 
 
 def _with_keys(results: pd.DataFrame, manifest: dict[str, Any] | None) -> pd.DataFrame:
-    from sandbox.report import config_columns
 
     missing = [k for k in _KEYS if k not in results.columns]
     if missing and manifest is not None:
@@ -296,7 +296,6 @@ def twin_example(segment_length: int = 3, gamma: float = 0.999) -> str:
 
 
 def summarize(results: pd.DataFrame, manifest: dict[str, Any] | None = None) -> str:
-    from sandbox.report import markdown_table, mean_ci
 
     df = _with_keys(results, manifest)
     out = []
@@ -372,12 +371,8 @@ def plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sandbox.report import mean_ci
-
     df = _with_keys(results, manifest)
     if "n_prefs" not in df.columns:  # a single n_prefs: no curve to draw
-        from sandbox.report import default_plots
-
         return default_plots(results, figure_dir, STUDY.name)
     for key in _KEYS:
         if key not in df.columns:  # constant across the runs and not in the table
@@ -409,9 +404,4 @@ def plot(
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"fraction of MDPs near-optimal (>= {NEAR_OPTIMAL})")
     axes[0][-1].legend(title="generator -> learner", fontsize=8)
-    fig.tight_layout()
-    figure_dir.mkdir(parents=True, exist_ok=True)
-    path = figure_dir / "near_optimal_vs_n_prefs.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save_figure(fig, figure_dir / "near_optimal_vs_n_prefs.png")]

@@ -38,6 +38,7 @@ from agents.w2s import (
 )
 from envs.w2s import TaskSpec, W2SData, accuracy, deception, load_npz, make_task, pgr
 from sandbox.config import StudyConfig
+from sandbox.report import config_columns, markdown_table, mean_ci, save_figure
 from sandbox.study import Preset, RunContext, Study
 
 RungName = Literal["tiny", "small", "medium", "large", "xlarge"]
@@ -225,7 +226,6 @@ class W2SDeceptionStudy(Study):
     # ----------------------------------------------------------------------------------
 
     def summarize(self, results: pd.DataFrame, manifest: Mapping[str, Any]) -> str:
-        from sandbox.report import config_columns, markdown_table, mean_ci
 
         if results.empty:
             return "No results."
@@ -386,8 +386,6 @@ class W2SDeceptionStudy(Study):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from sandbox.report import mean_ci
-
         figure_dir.mkdir(parents=True, exist_ok=True)
         paths: list[Path] = []
         dx = results[results.metric == "deception_excess"]
@@ -413,11 +411,7 @@ class W2SDeceptionStudy(Study):
             ax.set_ylabel("deception excess")
             ax.set_title("Deception excess vs capability gap (95% CI over seeds)")
             ax.legend(fontsize=8)
-            fig.tight_layout()
-            p = figure_dir / "deception_excess_vs_gap.png"
-            fig.savefig(p, dpi=120)
-            plt.close(fig)
-            paths.append(p)
+            paths.append(save_figure(fig, figure_dir / "deception_excess_vs_gap.png"))
         pg = results[(results.metric == "pgr")]
         if not pg.empty and "gap" in pg.columns:
             by = [c for c in ("path", "gap") if c in pg.columns]
@@ -439,11 +433,7 @@ class W2SDeceptionStudy(Study):
             ax.set_ylabel("PGR (no conflict)")
             ax.set_title("Performance gap recovered")
             ax.legend(fontsize=8)
-            fig.tight_layout()
-            p = figure_dir / "pgr_vs_gap.png"
-            fig.savefig(p, dpi=120)
-            plt.close(fig)
-            paths.append(p)
+            paths.append(save_figure(fig, figure_dir / "pgr_vs_gap.png"))
         return paths
 
 
