@@ -86,8 +86,8 @@ def progress_coevolve() -> list[nbformat.NotebookNode]:
         ),
         params(
             """
-            SCALE = "tiny"  # "tiny": seconds (the tests run this); "quick": the study's quick preset
-            SEEDS = 2
+            SCALE = "tiny"  # "tiny": seconds (what the tests run); "quick": the quick preset's sizes
+            SEEDS = 2  # seeds per setting: more seeds, tighter intervals
             """
         ),
         code(
@@ -260,8 +260,8 @@ def w2s_deception() -> list[nbformat.NotebookNode]:
         ),
         params(
             """
-            SCALE = "tiny"  # "tiny": seconds (the tests run this); "quick": the study's quick preset
-            SEEDS = 2
+            SCALE = "tiny"  # "tiny": seconds (what the tests run); "quick": the quick preset's sizes
+            SEEDS = 2  # seeds per setting: more seeds, tighter intervals
             """
         ),
         code(
@@ -429,8 +429,8 @@ def regret_vs_partial_return() -> list[nbformat.NotebookNode]:
         ),
         params(
             """
-            SCALE = "tiny"  # "tiny": seconds (the tests run this); "quick": the study's quick preset
-            SEEDS = 2
+            SCALE = "tiny"  # "tiny": seconds (what the tests run); "quick": the quick preset's sizes
+            SEEDS = 2  # seeds per setting: more seeds, tighter intervals
             """
         ),
         code(
@@ -599,8 +599,8 @@ def principal_agent() -> list[nbformat.NotebookNode]:
         ),
         params(
             """
-            SCALE = "tiny"  # "tiny": seconds (the tests run this); "quick": the study's quick preset
-            SEEDS = 1
+            SCALE = "tiny"  # "tiny": seconds (what the tests run); "quick": the quick preset's sizes
+            SEEDS = 1  # seeds per setting: more seeds, tighter intervals
             """
         ),
         code(
@@ -744,8 +744,8 @@ def pluralistic_maxmin() -> list[nbformat.NotebookNode]:
         ),
         params(
             """
-            SCALE = "tiny"  # "tiny": seconds (the tests run this); "quick": the study's quick preset
-            SEEDS = 2
+            SCALE = "tiny"  # "tiny": seconds (what the tests run); "quick": the quick preset's sizes
+            SEEDS = 2  # seeds per setting: more seeds, tighter intervals
             """
         ),
         code(
@@ -905,8 +905,8 @@ def parl_vs_pebble() -> list[nbformat.NotebookNode]:
         ),
         params(
             """
-            SCALE = "tiny"  # "tiny": seconds (the tests run this); "quick": the study's quick preset
-            SEEDS = 1
+            SCALE = "tiny"  # "tiny": seconds (what the tests run); "quick": the quick preset's sizes
+            SEEDS = 1  # seeds per setting: more seeds, tighter intervals
             """
         ),
         code(
