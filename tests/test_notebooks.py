@@ -12,8 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
+
+nbformat = pytest.importorskip(
+    "nbformat", reason="the notebook tests need the dev extra (nbformat)"
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "studies" / "notebooks"
@@ -54,7 +57,9 @@ def test_notebook_is_stored_without_outputs_and_starts_with_parameters(path):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 def test_notebook_runs_top_to_bottom_at_tiny_scale(path, tmp_path, monkeypatch):
-    from nbclient import NotebookClient
+    NotebookClient = pytest.importorskip(
+        "nbclient", reason="the notebook tests need the dev extra (nbclient, ipykernel)"
+    ).NotebookClient
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("MUJOCO_GL", os.environ.get("MUJOCO_GL", "egl"))
