@@ -223,7 +223,8 @@ def progress_coevolve() -> list[nbformat.NotebookNode]:
             """
             *What to look for:* each step the humans first move a share `history_rate` of the
             way to history and then a share lambda of the way to the AI, so the AI's pull
-            compounds over the horizon: the kept progress falls much faster than linearly,
+            compounds over the horizon: the kept progress falls faster than linearly (it can even
+            turn negative: the humans end up behind where they started),
             and the AI's common pull also shrinks the differences between people
             (diversity falls). Try `algorithm: "extrapolative"` at lambda = 0.8: does aiming
             ahead of the trend give the humans their progress back?
@@ -394,8 +395,8 @@ def w2s_deception() -> list[nbformat.NotebookNode]:
             *What to look for:* with `alpha = 0` the explicit loss is off and the two students
             differ only by chance, so conflict-induced errors are few and the excess is noise.
             A large `alpha` forces many errors on conflicting inputs; once the student must
-            err on most of them, it can no longer choose where, and the excess shrinks towards
-            the base rate. Deception is a matter of *selective* errors: the measure is largest
+            err on most of them, it can no longer choose where, and the excess falls to about
+            zero (or below). Deception is a matter of *selective* errors: the measure is largest
             when the conflict costs the student a little, not a lot.
             """
         ),
