@@ -44,6 +44,24 @@ def _unknown_key_message(key: str, config_cls: type[BaseModel]) -> str:
     return msg
 
 
+_BOUNDS = (
+    ("ge", ">="),
+    ("gt", ">"),
+    ("le", "<="),
+    ("lt", "<"),
+    ("min_length", "length >="),
+    ("max_length", "length <="),
+)
+
+
+def _constraint_text(meta: Any) -> str:
+    """``Ge(ge=0)`` -> ``>= 0``: constraints as a reader writes them."""
+    for attr, sign in _BOUNDS:
+        if hasattr(meta, attr) and getattr(meta, attr) is not None:
+            return f"{sign} {getattr(meta, attr)}"
+    return str(meta)
+
+
 def _expected(config_cls: type[BaseModel], key: str) -> str:
     """A human description of what a field accepts."""
     field = config_cls.model_fields[key]
@@ -51,7 +69,7 @@ def _expected(config_cls: type[BaseModel], key: str) -> str:
     if typing.get_origin(ann) is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(ann))
     text = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
-    constraints = [str(m) for m in field.metadata]
+    constraints = [_constraint_text(m) for m in field.metadata]
     if constraints:
         text += " (" + ", ".join(constraints) + ")"
     return text

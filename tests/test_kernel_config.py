@@ -103,3 +103,11 @@ def test_none_is_a_choice_where_declared_and_none_where_optional():
     assert build(WithNone, parse_sets(["limit=null"])).limit is None
     with pytest.raises(ConfigError, match="n_prefs='none'"):
         build(Demo, parse_sets(["n_prefs=none"]))
+
+
+def test_schema_and_errors_write_bounds_as_a_reader_would():
+    rows = {r["key"]: r for r in schema_rows(Demo)}
+    assert rows["n_prefs"]["type"] == "int (> 0)"
+    assert rows["temperature"]["type"] == "float (>= 0)"
+    with pytest.raises(ConfigError, match=r"expected float \(>= 0\)"):
+        build(Demo, {"temperature": "-1"})
