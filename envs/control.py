@@ -128,7 +128,9 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self._env.control_timestep())}
 
     def _flatten(self, observation: dict[str, Any]) -> np.ndarray:
-        return np.concatenate([np.ravel(observation[k]) for k in self._obs_keys], dtype=np.float32)
+        # .ravel() (also on numpy scalars) then one cast: ~2x faster than np.ravel + dtype=,
+        # which matters at ~170 us per cartpole step
+        return np.concatenate([observation[k].ravel() for k in self._obs_keys]).astype(np.float32)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -141,19 +143,18 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._flatten(time_step.observation), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        action = np.asarray(action, dtype=np.float64)
         if not self._act_identity:
-            action = np.clip(action, -1.0, 1.0)
+            action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
             action = self._act_low + (action + 1.0) * 0.5 * (self._act_high - self._act_low)
-        # (within [-1, 1] MuJoCo clamps controls to the actuators' ranges itself)
-        reward = 0.0
-        time_step = None
-        for _ in range(self.action_repeat):
-            time_step = self._env.step(action)
-            reward += time_step.reward or 0.0
+        # (within [-1, 1] MuJoCo clamps controls to the actuators' ranges itself, and
+        # dm_control casts the action; this path runs every step, so it does nothing more)
+        time_step = self._env.step(action)
+        reward = time_step.reward or 0.0
+        for _ in range(self.action_repeat - 1):
             if time_step.last():
                 break
-        assert time_step is not None
+            time_step = self._env.step(action)
+            reward += time_step.reward or 0.0
         terminated = truncated = False
         if time_step.last():
             # dm_control ends episodes at its time limit with discount 1 (a truncation);
