@@ -24,6 +24,18 @@ def _shared_data_dir() -> Path | None:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test, as in the runner's workers: small models run fastest
+    that way on a shared 2-core machine, and results do not depend on the thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def shared_data() -> Path:
     """The shared data folder (``../shared/data`` beside the checkout); skips when absent."""
     path = _shared_data_dir()

@@ -15,13 +15,7 @@ from gymnasium import spaces
 from agents.pbrl import PbRLSettings, PreferenceReplayBuffer, PreferenceSAC, SegmentStore
 from envs.control import make
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _buffer(n: int, obs_dim: int = 3) -> PreferenceReplayBuffer:

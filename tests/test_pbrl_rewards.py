@@ -12,14 +12,7 @@ from sandbox.rewards import (
     select_queries,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small models on a shared 2-core machine: extra threads only oversubscribe."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _sequential_member(model: EnsembleRewardModel, member: int, x: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from agents.pluralistic import (
     IdealPointMixture,
@@ -24,14 +23,7 @@ from agents.pluralistic import (
 from sandbox.population import Population
 from sandbox.rewards import fit_linear_bradley_terry
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small torch problems run fastest on one thread (as the runner's workers do)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------- policies

@@ -26,13 +26,7 @@ FAST = TrainSettings(steps=150, batch_size=128)
 TINY = TrainSettings(steps=30, batch_size=64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models train fastest single-threaded (and the machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from sandbox.config import ConfigError, build
 from sandbox.study import RunContext, load
@@ -16,12 +15,7 @@ from studies.w2s_deception import STUDY, W2SConfig
 TINY = {"n_train": 200, "n_gold": 200, "n_help": 100, "n_test": 300, "steps": 30, "batch_size": 64}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registered_and_config_keys():
