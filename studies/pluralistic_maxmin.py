@@ -487,6 +487,15 @@ def _claims(df: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _ci_by_method_and_share(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, minority_share), one "mean [lo, hi]" column per metric."""
+    stats_ = mean_ci(rows, ["method", "minority_share", "metric"])
+    stats_["ci"] = [_ci(r.mean, r.lo, r.hi) for r in stats_.itertuples()]
+    return stats_.pivot_table(
+        index=["method", "minority_share"], columns="metric", values="ci", aggfunc="first"
+    ).reset_index()
+
+
 def summarize(results: pd.DataFrame, manifest: dict) -> str:
 
     df = _with_config(results, manifest)
@@ -494,11 +503,7 @@ def summarize(results: pd.DataFrame, manifest: dict) -> str:
     # win rates by group
     wins = df[df.metric.isin(["win_rate_majority", "win_rate_minority"])]
     if len(wins):
-        stats_ = mean_ci(wins, ["method", "minority_share", "metric"])
-        stats_["ci"] = [_ci(r.mean, r.lo, r.hi) for r in stats_.itertuples()]
-        table = stats_.pivot_table(
-            index=["method", "minority_share"], columns="metric", values="ci", aggfunc="first"
-        ).reset_index()
+        table = _ci_by_method_and_share(wins)
         out += [
             "## Win rate against the reference policy, by group",
             "",
@@ -512,11 +517,7 @@ def summarize(results: pd.DataFrame, manifest: dict) -> str:
     # reward models
     rm = df[df.metric.str.startswith("rm_accuracy_") | (df.metric == "cluster_purity")]
     if len(rm):
-        s = mean_ci(rm, ["method", "minority_share", "metric"])
-        s["ci"] = [_ci(r.mean, r.lo, r.hi) for r in s.itertuples()]
-        t = s.pivot_table(
-            index=["method", "minority_share"], columns="metric", values="ci", aggfunc="first"
-        ).reset_index()
+        t = _ci_by_method_and_share(rm)
         out += [
             "## Reward models",
             "",
