@@ -80,6 +80,49 @@ def test_dmc_flat_observation_matches_dm_control() -> None:
     assert not terminated and not truncated
 
 
+@pytest.mark.parametrize(("domain", "task"), DMC_TASKS)
+@pytest.mark.parametrize("action_repeat", [1, 3])
+def test_dmc_step_is_dm_control_step(domain: str, task: str, action_repeat: int) -> None:
+    """Our step drives the task and physics itself; it must be dm_control's env.step."""
+    from dm_control import suite
+
+    ours = gym.make(dmc_id(domain, task), action_repeat=action_repeat).unwrapped
+    raw = suite.load(domain, task, task_kwargs={"random": 5})
+    obs, _ = ours.reset(seed=5)
+    ts = raw.reset()
+    keys = list(raw.observation_spec())
+
+    def flat(observation: dict) -> np.ndarray:
+        return np.concatenate([np.ravel(observation[k]) for k in keys]).astype(np.float32)
+
+    np.testing.assert_array_equal(obs, flat(ts.observation))
+    spec = raw.action_spec()
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        action = rng.uniform(-1, 1, spec.shape).astype(np.float32)
+        obs, reward, terminated, truncated, _ = ours.step(action)
+        raw_action = spec.minimum + (action.astype(np.float64) + 1) * 0.5 * (
+            spec.maximum - spec.minimum
+        )
+        raw_reward = 0.0
+        for _ in range(action_repeat):
+            ts = raw.step(raw_action)
+            raw_reward += ts.reward
+        np.testing.assert_array_equal(obs, flat(ts.observation))
+        assert reward == raw_reward
+        assert not terminated and not truncated
+
+
+def test_dmc_discount_zero_is_termination() -> None:
+    env = gym.make(dmc_id("cartpole", "swingup"))
+    env.reset(seed=0)
+    task = env.unwrapped._task
+    task.get_termination = lambda physics: 0.0  # a task that ends the episode
+    _, _, terminated, truncated, _ = env.step(np.zeros(1, dtype=np.float32))
+    assert terminated and not truncated
+    env.close()
+
+
 def test_dmc_action_repeat_sums_rewards_and_truncates_at_1000_control_steps() -> None:
     single = gym.make(dmc_id("cartpole", "swingup"))
     double = gym.make(dmc_id("cartpole", "swingup"), action_repeat=4)
