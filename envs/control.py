@@ -114,7 +114,7 @@ class _ObservationFlattener:
             if view is None:
                 scratch[index] = observation[key]
             else:
-                np.copyto(view, observation[key], casting="same_kind")
+                view[...] = observation[key]  # (np.copyto costs ~1 us more: its dispatch)
         return scratch.copy()
 
 
