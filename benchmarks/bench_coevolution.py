@@ -4,8 +4,9 @@ Each step every human is pulled towards the real next timestep (plus its own off
 towards the AI's value vector, with noise: h <- h + eta (1 - lambda) (x_t + o - h) +
 lambda (v_AI - h) + noise N(0, I).
 
-* ours: ``sandbox.population.Population.step`` (one numpy update of the (N, 19) array,
-  plus the Mesa DataCollector's per-step group statistics), over ``--steps`` steps;
+* ours: ``sandbox.population.Population.step`` (one numpy update of the (N, 19) array),
+  over ``--steps`` steps, as the env runs it (``collect_statistics=False``), and again with
+  the Mesa DataCollector's per-step group statistics;
 * reference: the same update written the textbook Mesa way, one ``mesa.Agent`` per human
   holding its own value vector, ``model.agents.do("step")`` each step; timed on
   ``--loop-steps`` steps and scaled per step (it is linear in steps);
@@ -96,12 +97,18 @@ def main(argv: list[str] | None = None) -> dict:
     if not np.allclose(pop.values, ref.values(), atol=1e-12):
         raise AssertionError("the vectorized and the per-agent updates differ")
 
-    # ours: the vectorized population step
-    pop = Population(init, seed=0, create_agents=False)
-    t0 = time.perf_counter()
-    for t in range(steps):
-        pop.step(pull_targets=[(history[t + 1] + offsets, ETA * (1 - LAM)), (ai, LAM)], noise=NOISE)
-    vec_per_step = (time.perf_counter() - t0) / steps
+    # ours: the vectorized population step, as the env runs it (no DataCollector), and with
+    # the DataCollector's per-step group statistics
+    def population_step_s(collect_statistics: bool) -> float:
+        pop = Population(init, seed=0, create_agents=False, collect_statistics=collect_statistics)
+        t0 = time.perf_counter()
+        for t in range(steps):
+            targets = [(history[t + 1] + offsets, ETA * (1 - LAM)), (ai, LAM)]
+            pop.step(pull_targets=targets, noise=NOISE)
+        return (time.perf_counter() - t0) / steps
+
+    vec_per_step = population_step_s(collect_statistics=False)
+    stats_per_step = population_step_s(collect_statistics=True)
 
     # the bare numpy update (no Population bookkeeping, no DataCollector): the floor
     vals = init.copy()
@@ -140,6 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
         "vectorized_s_per_step": round(vec_per_step, 5),
         "per_agent_mesa_s_per_step": round(loop_per_step, 4),
         "speedup": round(loop_per_step / vec_per_step, 1),
+        "with_statistics_s_per_step": round(stats_per_step, 5),
+        "speedup_with_statistics": round(loop_per_step / stats_per_step, 1),
         "bare_numpy_s_per_step": round(raw_per_step, 5),
         "vectorized_total_s": round(vec_per_step * steps, 3),
         "per_agent_mesa_total_s_scaled": round(loop_per_step * steps, 1),

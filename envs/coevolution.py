@@ -407,7 +407,14 @@ class ValueCoevolutionEnv(gym.Env):
     def _make_population(self, values: np.ndarray, seed: int):
         from sandbox.population import Population
 
-        return Population(values, beta=self.beta, seed=seed, create_agents=self.create_agents)
+        # the env keeps its own per-step means; the DataCollector's would double the step
+        return Population(
+            values,
+            beta=self.beta,
+            seed=seed,
+            create_agents=self.create_agents,
+            collect_statistics=False,
+        )
 
     def _votes(self) -> np.ndarray:
         """Net votes (#A - #B) per query pair from ``votes_per_pair`` random humans each."""

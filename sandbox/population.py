@@ -158,6 +158,10 @@ class Population(mesa.Model):
             (``mesa.space.NetworkGrid``, ``mesa.discrete_space.Network``: its ``.G``);
             ``None`` means all-to-all.
         create_agents: create one :class:`Annotator` per row (False for huge populations).
+        collect_statistics: record group means, dispersion and the mean value in
+            ``self.datacollector`` at construction and after every step. At 100k
+            annotators that costs more than the step itself, so a hot loop that keeps its
+            own statistics turns it off.
     """
 
     def __init__(
@@ -169,6 +173,7 @@ class Population(mesa.Model):
         seed: int | None = None,
         network: networkx.Graph | Any | None = None,
         create_agents: bool = True,
+        collect_statistics: bool = True,
     ) -> None:
         super().__init__(seed=seed)
         vals = np.array(values, dtype=np.float64, copy=True)
@@ -227,7 +232,9 @@ class Population(mesa.Model):
                 "mean_value": lambda m: m.values.mean(axis=0) if m.n else np.zeros(m.dim),
             }
         )
-        self.datacollector.collect(self)
+        self.collect_statistics = collect_statistics
+        if collect_statistics:
+            self.datacollector.collect(self)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -408,7 +415,8 @@ class Population(mesa.Model):
         confidence: float = float("inf"),
         noise: float = 0.0,
     ) -> None:
-        """One synchronous update of every annotator's values, then a data collection.
+        """One synchronous update of every annotator's values, then a data collection
+        (when ``collect_statistics``).
 
         values <- values + sum_k rate_k (target_k - values)
                          + social_rate (neighbour mean - values) + noise N(0, I)
@@ -453,7 +461,8 @@ class Population(mesa.Model):
         if noise > 0:
             delta += noise * self.rng.standard_normal(old.shape)
         self.values += delta  # in place: agents' views stay valid
-        self.datacollector.collect(self)
+        if self.collect_statistics:
+            self.datacollector.collect(self)
 
     def _neighbour_mean(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.adjacency is None:

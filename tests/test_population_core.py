@@ -167,6 +167,19 @@ def test_datacollector_records_group_statistics():
     assert pop.steps == 1
 
 
+def test_statistics_off_records_nothing_and_steps_the_same():
+    values = np.array([[0.0], [2.0], [4.0]])
+    kept = Population(values, seed=1)
+    bare = Population(values, seed=1, collect_statistics=False)
+    for pop in (kept, bare):
+        pop.step(
+            pull_targets=[(np.array([1.0]), 0.5)], social="degroot", social_rate=0.2, noise=0.1
+        )
+    np.testing.assert_array_equal(bare.values, kept.values)
+    assert len(kept.datacollector.get_model_vars_dataframe()) == 2
+    assert len(bare.datacollector.get_model_vars_dataframe()) == 0
+
+
 def test_reward_differences_are_the_noiseless_rewards():
     pop = Population(np.array([[1.0, 2.0]]), beta=0.5, bias=np.array([1.0]))
     a, b = np.array([[1.0, 1.0]]), np.array([[0.0, 0.0]])
