@@ -3,8 +3,9 @@
 Both sides run the same code (:func:`agents.w2s.train_members`) on the same data: the
 reference trains each seed as a one-member model in a loop; ours trains the eight seeds
 as one :class:`agents.w2s.BatchedMLP` (stacked parameters, batched matmuls). The models
-are the same either way (checked: the largest difference of test probabilities is in
-the payload). Measured on the CPU (one torch thread by default, as the runner gives each
+are the same training up to float32 summation order (the payload has the largest
+difference of test probabilities: ~2e-7 after one step, which Adam amplifies on a few
+weights over hundreds of steps; see docs/studies/w2s-deception.md). Measured on the CPU (one torch thread by default, as the runner gives each
 study run) and, when ``torch.cuda.is_available()``, on CUDA, naming the card.
 """
 
