@@ -35,7 +35,7 @@ def test_study_declares_itself_and_its_presets_validate(name):
         assert field.description, (
             f"{name}: config key {field_name!r} has no description for `sandbox show`"
         )
-    for scale in ("quick", "full"):
+    for scale in study.presets:
         specs = plan(study, path, scale=scale)
         assert specs, f"{name}: preset {scale!r} expands to no runs"
         assert len({s.run_id for s in specs}) == len(specs)
