@@ -415,6 +415,7 @@ class Evaluation:
     success_rate: float
     feedback_used: int
     reward_model_accuracy: float
+    alpha: float  # SAC's entropy temperature: PARL's covariance term is scaled by 1/alpha
 
 
 @dataclass
@@ -740,6 +741,7 @@ class PreferenceSAC:
             success_rate=success,
             feedback_used=self.feedback_used,
             reward_model_accuracy=self.reward_model_accuracy(),
+            alpha=self.alpha,
         )
         self.evaluations.append(record)
         if self._on_eval is not None:

@@ -270,6 +270,7 @@ class ParlVsPebble(Study):
                 "true_return": ev.true_return,
                 "feedback_used": float(ev.feedback_used),
                 "reward_model_accuracy": ev.reward_model_accuracy,
+                "sac_alpha": ev.alpha,
             }
             if metaworld:
                 values["success_rate"] = ev.success_rate

@@ -116,7 +116,10 @@ def test_quick_study_runs_end_to_end_through_the_cli(sandbox_cli, tmp_path) -> N
     assert res.returncode == 0, res.stderr[-3000:]
     df = pd.read_parquet(out / "results.parquet")
     assert set(df["method"]) == {"sac_true_reward", "pebble", "parl"}
-    assert {"true_return", "feedback_used", "reward_model_accuracy"} <= set(df["metric"])
+    assert {"true_return", "feedback_used", "reward_model_accuracy", "sac_alpha"} <= set(
+        df["metric"]
+    )
+    assert (df[df["metric"] == "sac_alpha"]["value"] > 0).all()
     assert sorted(df["step"].unique().tolist()) == [60, 120]
     fb = df[(df["metric"] == "feedback_used") & (df["step"] == 120)].set_index("method")["value"]
     assert fb["pebble"] == 15 and fb["parl"] == 15 and fb["sac_true_reward"] == 0
